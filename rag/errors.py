@@ -1,0 +1,47 @@
+"""Errors a user can act on. Each message says what went wrong and what to do next."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class: the CLI and the app print `str(error)` and exit non-zero, never a traceback."""
+
+    exit_code = 1
+
+
+class SetupError(RagError):
+    pass
+
+
+class ConfigError(RagError):
+    pass
+
+
+class IndexNotFound(RagError):
+    def __init__(self, index_dir):
+        super().__init__(f"index not found at {index_dir}/: run `rag ingest seeds/` (or set RAG_INDEX_DIR)")
+
+
+class IndexMismatch(RagError):
+    def __init__(self, index_dir, built_with: str, current: str):
+        super().__init__(
+            f"the index at {index_dir}/ was built with embedder {built_with!r} but the current embedder is "
+            f"{current!r}: rebuild it with `rag ingest --rebuild seeds/` or set RAG_EMBEDDER back"
+        )
+
+
+class IndexCorrupt(RagError):
+    def __init__(self, index_dir, detail: str):
+        super().__init__(f"the index at {index_dir}/ is unreadable ({detail}): rebuild it with `rag ingest --rebuild seeds/`")
+
+
+class EmbedderUnavailable(RagError):
+    pass
+
+
+class BadInput(RagError):
+    exit_code = 2
+
+
+class NothingIngested(RagError):
+    pass

@@ -1,0 +1,54 @@
+"""Typed records passed between stages; the CLI's JSON is these records serialised."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Article(BaseModel):
+    id: str
+    text: str  # cleaned display text: offsets, quotes and highlights refer to this
+    title: str = ""
+    date: str = ""  # ISO YYYY-MM-DD, or empty when the article does not say
+    source: str = ""
+    url: str = ""
+    origin: str = ""  # file (and line) it came from
+    content_hash: str = ""
+
+
+class Chunk(BaseModel):
+    id: str  # "<article_id>#<n>": stable for a given article version
+    article_id: str
+    n: int
+    text: str
+    start: int  # character offsets into Article.text
+    end: int
+
+
+class Hit(BaseModel):
+    rank: int
+    chunk_id: str
+    article_id: str
+    title: str
+    text: str
+    score: float
+    source: str = ""
+    date: str = ""
+    start: int = 0
+    end: int = 0
+    scores: dict[str, float] = Field(default_factory=dict)  # per-retriever scores, for debugging
+
+
+class SkippedInput(BaseModel):
+    origin: str  # file, or file:line
+    reason: str
+
+
+class IngestReport(BaseModel):
+    added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    skipped: list[SkippedInput] = Field(default_factory=list)
+    chunks_embedded: int = 0
+    seconds: float = 0.0
+    index_dir: str = ""

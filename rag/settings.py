@@ -1,0 +1,56 @@
+"""One settings object for the whole service (env prefix RAG_, or a .env file)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    index_dir: Path = Path("index")
+    models_dir: Path = Path(".models")
+    data_dir: Path = Path("../shared/data")  # public benchmark data (XQuAD); never copied into the project
+
+    # Embedder. "local": a sentence-transformers folder or name (default: e5-small prepared by `rag setup`).
+    # "openai": any OpenAI-compatible /embeddings endpoint.
+    embed_backend: Literal["local", "openai"] = "local"
+    embed_model: str = ""
+    embed_base_url: str = ""
+    embed_api_key: str = ""
+    embed_batch_size: int = Field(4, ge=1, le=512)  # small batches measured fastest on 2 cores
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+
+    # Chunking: e5 reads 512 tokens at most; stay under with room for the prefix and title.
+    chunk_max_words: int = Field(220, ge=20)
+    chunk_max_tokens: int = Field(480, ge=32, le=510)
+    chunk_overlap_sentences: int = Field(1, ge=0, le=5)
+
+    # Sentence vectors: costs a second embedding pass at ingest; +4 points English R@1 on XQuAD (README).
+    sentence_vectors: bool = True
+    min_sentence_words: int = Field(3, ge=1)
+
+    # Retrieval
+    top_k: int = Field(5, ge=1, le=100)
+    candidates: int = Field(50, ge=1)
+    sentence_weight: float = Field(0.5, ge=0.0, le=1.0)  # dense score = chunk cosine blended with best sentence
+    bm25_weight: float = Field(0.5, ge=0.0)  # weight of the lexical vote when query and passages share a language
+    fusion: Literal["zscore", "rrf"] = "zscore"
+    rrf_k: int = Field(60, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.embed_backend == "openai" and not (self.embed_base_url and self.embed_model):
+            raise ValueError("RAG_EMBED_BACKEND=openai needs RAG_EMBED_BASE_URL and RAG_EMBED_MODEL")
+        return self
+
+    @property
+    def local_embed_model(self) -> str:
+        return self.embed_model or str(self.models_dir / "multilingual-e5-small")

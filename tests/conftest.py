@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import HashEmbedder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _no_network(request, monkeypatch):
+    """Unit tests may talk to this machine only (fake servers on loopback), never to the network."""
+    if request.node.get_closest_marker("integration"):
+        return
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("/"):
+            raise OSError(f"network blocked in unit tests: {address}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture
+def embedder():
+    return HashEmbedder()
+
+
+@pytest.fixture
+def fake_models(monkeypatch, embedder):
+    """Make every `make_embedder(settings)` in the CLI return the fake."""
+    import rag.embed
+
+    monkeypatch.setattr(rag.embed, "make_embedder", lambda settings: embedder)
+    monkeypatch.setattr(rag.embed, "embedder_name", lambda settings: embedder.name)
+    return embedder
+
+
+@pytest.fixture
+def seeds_dir():
+    return ROOT / "seeds"

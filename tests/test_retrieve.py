@@ -1,0 +1,78 @@
+import pytest
+
+from rag.errors import BadInput
+from rag.records import Article, Chunk
+from rag.retrieve import BM25, Filters, HybridRetriever
+from rag.store import FaissStore
+
+DOCS = {
+    "strike": ("قتل 5 من عناصر الفصائل المسلحة بقصف أمريكي على الحدود", "2021-06-28", "الترا عراق"),
+    "ultimatum": ("أمهلت عصائب أهل الحق الحكومة 48 ساعة للإفراج عن عناصرها", "2020-12-26", ""),
+    "oil": ("The oil price rose sharply in London trading today", "2021-07-10", "Reuters"),
+}
+
+
+@pytest.fixture
+def store(tmp_path, embedder):
+    store = FaissStore(tmp_path, embedder.name)
+    for aid, (text, date, source) in DOCS.items():
+        store.put_article(Article(id=aid, text=text, date=date, source=source, title=aid),
+                          [Chunk(id=f"{aid}#0", article_id=aid, n=0, text=text, start=0, end=len(text))],
+                          embedder.embed_passages([text]))
+    return store
+
+
+def test_hybrid_finds_the_arabic_article(store, embedder):
+    hits = HybridRetriever(store, embedder).retrieve("كم ساعة أمهلت عصائب أهل الحق الحكومة؟")
+    assert hits[0].article_id == "ultimatum"
+    assert hits[0].rank == 1 and hits[0].title == "ultimatum" and hits[0].text.startswith("أمهلت")
+
+
+def test_bm25_alone_handles_vowelled_and_prefixed_words(store, embedder):
+    hits = HybridRetriever(store, embedder, mode="bm25").retrieve("بالقَصْف الأمريكيّ")
+    assert hits[0].article_id == "strike"
+
+
+def test_lexical_does_not_vote_across_languages(store, embedder):
+    retriever = HybridRetriever(store, embedder)
+    hits = retriever.retrieve("oil price London")
+    assert hits[0].article_id == "oil" and "bm25" in hits[0].scores  # English passage: BM25 votes
+    hits = retriever.retrieve("strike killed fighters border")
+    assert all("bm25" not in h.scores for h in hits if h.article_id != "oil")
+
+
+def test_filters_by_source_and_dates(store, embedder):
+    r = HybridRetriever(store, embedder)
+    assert {h.article_id for h in r.retrieve("قصف", filters=Filters(source="الترا"))} == {"strike"}
+    assert {h.article_id for h in r.retrieve("قصف", filters=Filters(since="2021-01-01"))} == {"strike", "oil"}
+    assert {h.article_id for h in r.retrieve("قصف", filters=Filters(until="2020-12-31"))} == {"ultimatum"}
+
+
+def test_bm25_is_rebuilt_after_the_store_changes(store, embedder):
+    r = HybridRetriever(store, embedder, mode="bm25")
+    assert r.retrieve("كربلاء") == []
+    text = "زيارة إلى كربلاء"
+    store.put_article(Article(id="new", text=text), [Chunk(id="new#0", article_id="new", n=0, text=text, start=0,
+                                                           end=len(text))], embedder.embed_passages([text]))
+    assert r.retrieve("كربلاء")[0].article_id == "new"
+
+
+@pytest.mark.parametrize("question", ["", "   ", "س" * 2001])
+def test_bad_questions_get_clear_errors(store, embedder, question):
+    with pytest.raises(BadInput, match="empty|limit"):
+        HybridRetriever(store, embedder).retrieve(question)
+
+
+@pytest.mark.parametrize("kwargs, bad", [({"top_k": 0}, "top_k"), ({"candidates": 2, "top_k": 5}, "candidates"),
+                                         ({"mode": "magic"}, "mode"), ({"bm25_weight": -1}, "bm25_weight"),
+                                         ({"sentence_weight": 2}, "sentence_weight"), ({"fusion": "x"}, "fusion")])
+def test_constructor_names_the_bad_value(store, embedder, kwargs, bad):
+    with pytest.raises(ValueError, match=bad):
+        HybridRetriever(store, embedder, **kwargs)
+
+
+def test_bm25_scores_rank_the_rarer_term_higher():
+    bm25 = BM25([["a", "b"], ["a", "c"], ["a", "a", "d"]])
+    scores = bm25.scores(["c"])
+    assert list(scores) == [1]
+    assert bm25.scores(["a", "c"])[1] > bm25.scores(["a", "c"]).get(0, 0)
