@@ -54,11 +54,18 @@ def cmd_setup(args) -> int:
 
 def cmd_ingest(args) -> int:
     from rag.embed import make_embedder
-    from rag.ingest import Ingestor
-    from rag.store import FaissStore
+    from rag.store import write_lock
 
     settings = _settings(args)
     embedder = make_embedder(settings)
+    with write_lock(settings.index_dir):
+        return _ingest_locked(args, settings, embedder)
+
+
+def _ingest_locked(args, settings, embedder) -> int:
+    from rag.ingest import Ingestor
+    from rag.store import FaissStore
+
     if args.rebuild:
         store = FaissStore.fresh(settings.index_dir, embedder.name)
     else:
@@ -81,7 +88,14 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_remove(args) -> int:
+    from rag.store import write_lock
+
     settings = _settings(args)
+    with write_lock(settings.index_dir):
+        return _remove_locked(args, settings)
+
+
+def _remove_locked(args, settings) -> int:
     store = _open_store(settings, _embedder_identity(settings))
     missing = [a for a in args.article_ids if store.article(a) is None]
     removed = [a for a in args.article_ids if store.remove_article(a)]
@@ -190,8 +204,8 @@ def cmd_retrieve(args) -> int:
         if not hits:
             print("no passages found (is the index empty, or are the filters too narrow?)")
         for h in hits:
-            meta = " · ".join(x for x in (h.source, h.date) if x)
-            print(f"[{h.rank}] {h.title}  ({h.article_id}{' · ' + meta if meta else ''})  score {h.score:.4f}")
+            meta = " · ".join(x for x in (h.article_id if h.title != h.article_id else "", h.source, h.date) if x)
+            print(f"[{h.rank}] {h.title}  ({meta})  score {h.score:.4f}")
             print("    " + h.text[:300].replace("\n", " ") + ("…" if len(h.text) > 300 else ""))
     return 0
 

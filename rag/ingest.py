@@ -268,23 +268,20 @@ class Ingestor:
                 continue
             (report.updated if existing else report.added).append(article.id)
             pending.append((article, self.chunker.split(article)))
-        texts: list[str] = []
-        for article, chunks in pending:
-            for chunk in chunks:
-                texts.append(passage_text(article, chunk))
-                texts.extend(self._sentences(chunk))
-        if pending:
-            vectors = self.embedder.embed_passages(texts, progress=self.progress) if texts else None
-            row = 0
-            for article, chunks in pending:
+        # One embedding call for every chunk and sentence: batching is where the CPU time goes.
+        plan = [(article, [(chunk, self._sentences(chunk)) for chunk in chunks]) for article, chunks in pending]
+        texts = [t for article, parts in plan for chunk, sentences in parts
+                 for t in (passage_text(article, chunk), *sentences)]
+        if plan:
+            vectors = iter(self.embedder.embed_passages(texts, progress=self.progress) if texts else [])
+            for article, parts in plan:
                 chunk_rows, sentence_rows = [], []
-                for chunk in chunks:
-                    chunk_rows.append(vectors[row])
-                    row += 1
-                    for _ in self._sentences(chunk):
-                        sentence_rows.append((chunk.id, vectors[row]))
-                        row += 1
-                self.store.put_article(article, chunks, np.array(chunk_rows, dtype=np.float32), sentence_rows)
+                for chunk, sentences in parts:
+                    chunk_rows.append(next(vectors))
+                    sentence_rows += [(chunk.id, next(vectors)) for _ in sentences]
+                chunks = [chunk for chunk, _ in parts]
+                self.store.put_article(article, chunks, np.array(chunk_rows, dtype=np.float32),
+                                       sentence_rows)
             self.store.save()
         report.chunks_embedded = sum(len(c) for _, c in pending)
         report.skipped = reader.skipped

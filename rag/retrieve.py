@@ -185,3 +185,19 @@ def check_question(question: str) -> str:
         raise BadInput(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}. "
                        "Ask a shorter question.")
     return question.strip()
+
+
+def as_llama_index_retriever(retriever: HybridRetriever, k: int | None = None):
+    """Our retriever as a llama-index BaseRetriever, so llama-index query engines (e.g. CitationQueryEngine)
+    can run on exactly the same passages."""
+    from llama_index.core.retrievers import BaseRetriever
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    class _Adapter(BaseRetriever):
+        def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+            hits = retriever.retrieve(query_bundle.query_str, k=k)
+            return [NodeWithScore(node=TextNode(id_=h.chunk_id, text=h.text, metadata={
+                "article_id": h.article_id, "title": h.title, "source": h.source, "date": h.date}), score=h.score)
+                for h in hits]
+
+    return _Adapter()

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -299,6 +301,25 @@ class FaissStore:
                 shutil.rmtree(old, ignore_errors=True)
         for stale in self.index_dir.glob(".gen-*"):  # temp folders left by a crashed save
             shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextmanager
+def write_lock(index_dir: str | Path):
+    """One writer at a time: two ingests that both read-modify-write would drop one's changes."""
+    import fcntl
+
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another writer to finish with {index_dir}/ ...", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _fsync(path: Path) -> None:

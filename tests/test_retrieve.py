@@ -76,3 +76,12 @@ def test_bm25_scores_rank_the_rarer_term_higher():
     scores = bm25.scores(["c"])
     assert list(scores) == [1]
     assert bm25.scores(["a", "c"])[1] > bm25.scores(["a", "c"]).get(0, 0)
+
+
+def test_llama_index_adapter_returns_the_same_passages(store, embedder):
+    from rag.retrieve import as_llama_index_retriever
+
+    ours = HybridRetriever(store, embedder)
+    nodes = as_llama_index_retriever(ours, k=2).retrieve("كم ساعة أمهلت عصائب أهل الحق الحكومة؟")
+    assert [n.node.id_ for n in nodes] == [h.chunk_id for h in ours.retrieve("كم ساعة أمهلت عصائب أهل الحق الحكومة؟", k=2)]
+    assert nodes[0].node.metadata["article_id"] == "ultimatum"
