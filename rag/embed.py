@@ -49,6 +49,9 @@ class SentenceTransformerEmbedder:
                                       "(or point RAG_EMBED_MODEL at a sentence-transformers folder)")
         import torch
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars on every start are noise in a CLI
 
         torch.set_num_threads(threads)
         try:

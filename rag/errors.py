@@ -45,3 +45,7 @@ class BadInput(RagError):
 
 class NothingIngested(RagError):
     pass
+
+
+class LLMUnavailable(RagError):
+    pass

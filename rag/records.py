@@ -52,3 +52,32 @@ class IngestReport(BaseModel):
     chunks_embedded: int = 0
     seconds: float = 0.0
     index_dir: str = ""
+
+
+class Citation(BaseModel):
+    n: int  # the number the model used, [n]
+    chunk_id: str
+    article_id: str
+    title: str
+    source: str = ""
+    date: str = ""
+    text: str  # the excerpt the model was shown
+    start: int = 0  # offsets of the excerpt in the article's text, for highlighting
+    end: int = 0
+
+
+class Flag(BaseModel):
+    kind: str  # invalid_citation | uncited_sentence | unsupported_figure | unsupported_name | prompt_leak
+    detail: str
+
+
+class Answer(BaseModel):
+    question: str
+    lang: str
+    answer: str
+    refused: bool = False
+    standalone_question: str = ""  # the follow-up rewritten with the conversation, when there was one
+    citations: list[Citation] = Field(default_factory=list)
+    flags: list[Flag] = Field(default_factory=list)
+    dropped_citations: int = 0
+    timings: dict[str, float] = Field(default_factory=dict)

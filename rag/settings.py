@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,11 +45,36 @@ class Settings(BaseSettings):
     fusion: Literal["zscore", "rrf"] = "zscore"
     rrf_k: int = Field(60, ge=1)
 
+    # LLM: any OpenAI-compatible chat endpoint; empty base URL = the embedded model, served on 127.0.0.1.
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = Field(default="", validation_alias=AliasChoices("RAG_LLM_API_KEY", "OPENAI_API_KEY"))
+    llm_timeout: float = Field(120.0, gt=0)
+    llm_max_retries: int = Field(2, ge=0, le=10)
+    llm_max_tokens: int = Field(200, ge=16, le=4096)
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_context: int = Field(2048, ge=512)  # embedded model: context per slot
+    # Embedded model: slots with their own prompt caches, so Arabic answers, English answers and follow-up
+    # rewrites each keep their shared prefix (system prompt + example) cached instead of evicting each other.
+    llm_slots: int = Field(3, ge=1, le=8)
+
+    # Answering
+    answer_k: int = Field(3, ge=1, le=10)  # passages in the prompt: each costs prompt time on a CPU
+    answer_passage_words: int = Field(55, ge=10)  # excerpt per passage: its best-matching sentences
+    # Below this best dense score, refuse without calling the LLM. English questions over Arabic text score
+    # lower (cross-lingual cosines), so each language has its own floor; calibrated on evals/questions.jsonl.
+    answer_min_score_ar: float = Field(0.80, ge=0.0, le=1.0)
+    answer_min_score_en: float = Field(0.75, ge=0.0, le=1.0)
+
     @model_validator(mode="after")
     def _check(self):
         if self.embed_backend == "openai" and not (self.embed_base_url and self.embed_model):
             raise ValueError("RAG_EMBED_BACKEND=openai needs RAG_EMBED_BASE_URL and RAG_EMBED_MODEL")
         return self
+
+    @property
+    def embedded_llm_path(self) -> Path:
+        return self.models_dir / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 
     @property
     def local_embed_model(self) -> str:

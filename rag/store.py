@@ -23,7 +23,7 @@ import numpy as np
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
 from rag.records import Article, Chunk
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KEEP_GENERATIONS = 2
 
 
@@ -46,6 +46,7 @@ class FaissStore:
         self._sent_index = None
         self._sent_owner: dict[int, str] = {}
         self._sent_fids_of: dict[str, list[int]] = {}
+        self._sent_span: dict[int, tuple[int, int]] = {}  # offsets in the chunk's text
         self._generation = 0
         self.version = 0  # bumps on every change; lets retrievers rebuild derived state (BM25) lazily
 
@@ -94,8 +95,9 @@ class FaissStore:
             self._sent_index = faiss.read_index(str(gen_dir / "sentences.faiss"))
             with open(gen_dir / "sentences.jsonl", encoding="utf-8") as f:
                 for line in f:
-                    fid, cid = json.loads(line)
+                    fid, cid, start, end = json.loads(line)
                     self._sent_owner[fid] = cid
+                    self._sent_span[fid] = (start, end)
                     self._sent_fids_of.setdefault(cid, []).append(fid)
             with open(gen_dir / "articles.jsonl", encoding="utf-8") as f:
                 for line in f:
@@ -142,6 +144,12 @@ class FaissStore:
 
     def chunks_of(self, article_id: str) -> list[Chunk]:
         return [self._chunks[c] for c in self._chunk_ids_by_article.get(article_id, [])]
+
+    def sentences_of(self, chunk_id: str) -> list[tuple[int, int, np.ndarray]]:
+        """The chunk's embedded sentences as (start, end, vector), in reading order."""
+        fids = self._sent_fids_of.get(chunk_id, [])
+        rows = [(*self._sent_span[f], self._sent_index.reconstruct(f)) for f in fids]
+        return sorted(rows, key=lambda r: r[0])
 
     def __len__(self) -> int:
         return len(self._chunks)
@@ -198,9 +206,9 @@ class FaissStore:
 
     # ---- writing (in memory until save) --------------------------------------------------------
     def put_article(self, article: Article, chunks: list[Chunk], vectors: np.ndarray,
-                    sentences: list[tuple[str, np.ndarray]] | None = None) -> None:
+                    sentences: list[tuple[str, np.ndarray, tuple[int, int]]] | None = None) -> None:
         """Add or replace an article with its chunks, their vectors (one row per chunk) and optional
-        sentence vectors as (chunk_id, vector) pairs."""
+        sentence vectors as (chunk_id, vector, (start, end) in the chunk's text)."""
         if len(chunks) != len(vectors):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors for article {article.id!r}")
         if any(c.article_id != article.id for c in chunks):
@@ -220,13 +228,14 @@ class FaissStore:
             self._remember(chunk, fid)
         if sentences:
             known = {c.id for c in chunks}
-            if any(cid not in known for cid, _ in sentences):
+            if any(cid not in known for cid, _, _ in sentences):
                 raise ValueError(f"sentence vectors for article {article.id!r} point at chunks it does not have")
             s_ids = np.arange(self._next_id, self._next_id + len(sentences), dtype=np.int64)
             self._next_id += len(sentences)
-            self._sent_index.add_with_ids(np.ascontiguousarray([v for _, v in sentences], dtype=np.float32), s_ids)
-            for (cid, _), fid in zip(sentences, s_ids.tolist(), strict=True):
+            self._sent_index.add_with_ids(np.ascontiguousarray([v for _, v, _ in sentences], dtype=np.float32), s_ids)
+            for (cid, _, span), fid in zip(sentences, s_ids.tolist(), strict=True):
                 self._sent_owner[fid] = cid
+                self._sent_span[fid] = (int(span[0]), int(span[1]))
                 self._sent_fids_of.setdefault(cid, []).append(fid)
         self.version += 1
 
@@ -242,6 +251,7 @@ class FaissStore:
             self._sent_index.remove_ids(np.array(s_fids, dtype=np.int64))
             for f in s_fids:
                 del self._sent_owner[f]
+                del self._sent_span[f]
         for c, fid in zip(chunk_ids, fids, strict=True):
             del self._chunks[c]
             del self._chunk_of_faiss_id[fid]
@@ -265,7 +275,7 @@ class FaissStore:
             faiss.write_index(self._sent_index, str(tmp / "sentences.faiss"))
             with open(tmp / "sentences.jsonl", "w", encoding="utf-8") as f:
                 for fid, cid in self._sent_owner.items():
-                    f.write(json.dumps([fid, cid], ensure_ascii=False) + "\n")
+                    f.write(json.dumps([fid, cid, *self._sent_span[fid]], ensure_ascii=False) + "\n")
             with open(tmp / "articles.jsonl", "w", encoding="utf-8") as f:
                 for a in self._articles.values():
                     f.write(a.model_dump_json() + "\n")

@@ -36,3 +36,26 @@ class HashEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return 2 * len(text.split()) + 2
+
+
+class QueueLLM:
+    """A chat model fed from a queue of replies (strings, or exceptions to raise); records what it was sent."""
+
+    name = "fake:queue"
+
+    def __init__(self, *replies):
+        self.replies = list(replies)
+        self.calls: list[list[dict]] = []
+
+    def push(self, *replies) -> None:
+        self.replies.extend(replies)
+
+    def stream(self, messages, max_tokens=None):
+        self.calls.append(messages)
+        if not self.replies:
+            raise AssertionError("QueueLLM: no reply queued for this call")
+        reply = self.replies.pop(0)
+        if isinstance(reply, BaseException):
+            raise reply
+        for i in range(0, len(reply), 7):  # stream in pieces, as a server does
+            yield reply[i:i + 7]

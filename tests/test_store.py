@@ -39,11 +39,13 @@ def test_save_and_reopen_round_trip_with_sentences(tmp_path, embedder):
     store = FaissStore(tmp_path, embedder.name)
     article = Article(id="a", text="x y", content_hash="h")
     chunk = Chunk(id="a#0", article_id="a", n=0, text="x y", start=0, end=3)
-    store.put_article(article, [chunk], embedder.embed_passages(["x y"]), [("a#0", embedder.embed_passages(["x"])[0])])
+    store.put_article(article, [chunk], embedder.embed_passages(["x y"]), [("a#0", embedder.embed_passages(["x"])[0], (0, 1))])
     store.save()
     again = FaissStore.open(tmp_path, embedder.name)
     assert again.article("a").content_hash == "h" and again.chunk("a#0").text == "x y"
     assert again.stats()["sentences"] == 1
+    [(start, end, vector)] = again.sentences_of("a#0")
+    assert (start, end) == (0, 1) and vector.shape == (embedder.dim,)
     assert again.search(embedder.embed_queries(["x"]), k=1, sentence_weight=0.5)[0][0][0] == "a#0"
 
 
