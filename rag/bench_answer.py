@@ -16,18 +16,16 @@ from rag.errors import BadInput, RagError
 
 
 def load_question_set(path: Path) -> list[dict]:
-    rows = []
+    from rag.jsonl import iter_jsonl
+
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise BadInput(f"cannot read question set {path}: {exc}") from exc
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadInput(f"{path}:{n}: invalid JSON ({exc.msg})") from exc
+    rows = []
+    for n, row, error in iter_jsonl(text):
+        if error:
+            raise BadInput(f"{path}:{n}: {error}")
         if not isinstance(row, dict) or not row.get("question") or "answerable" not in row:
             raise BadInput(f"{path}:{n}: needs `question` and `answerable`")
         rows.append(row)
@@ -57,7 +55,8 @@ def summarise(rows: list[dict], ttft: list[float], total: list[float]) -> dict:
     return {
         "n": len(rows),
         "answer_accuracy": round(sum(r["right"] for r in answerable) / max(len(answerable), 1), 3),
-        "refused_unanswerable": round(sum(r["refused"] for r in unanswerable) / max(len(unanswerable), 1), 3),
+        "refused_unanswerable": (round(sum(r["refused"] for r in unanswerable) / len(unanswerable), 3)
+                                 if unanswerable else None),
         "refused_answerable": round(sum(r["refused"] for r in answerable) / max(len(answerable), 1), 3),
         "answers_with_invalid_citations": sum(not r["citations_valid"] for r in rows),
         "citations_pointing_nowhere": sum(r["dropped"] for r in rows),
@@ -145,7 +144,8 @@ def format_report(results: dict) -> str:
                   "| first token p50/p95 s | total p50/p95 s |",
                   "|---|---|---|---|---|---|---|---|"]
         for name, s in systems.items():
-            lines.append(f"| {name} | {s['n']} | {s['answer_accuracy']:.3f} | {s['refused_unanswerable']:.3f} | "
+            refused_u = "n/a" if s["refused_unanswerable"] is None else f"{s['refused_unanswerable']:.3f}"
+            lines.append(f"| {name} | {s['n']} | {s['answer_accuracy']:.3f} | {refused_u} | "
                          f"{s['refused_answerable']:.3f} | {s['answers_with_invalid_citations']} | "
                          f"{s['first_token_s']['p50']} / {s['first_token_s']['p95']} | "
                          f"{s['total_s']['p50']} / {s['total_s']['p95']} |")
@@ -173,8 +173,8 @@ def run_answer_bench(settings, question_set: Path, xquad: int, baseline: bool, l
 
     def progress(row):
         if not as_json:
-            print(f"  {row['id']}: {'ok' if row.get('right') or row.get('refusal_correct') else 'miss'}",
-                  file=sys.stderr)
+            ok = row["right"] if row["answerable"] else row["refusal_correct"]
+            print(f"  {row['id']}: {'ok' if ok else 'miss'}", file=sys.stderr)
 
     seed_questions = load_question_set(question_set)[:limit]
     results: dict = {f"seed set ({question_set})": {}}

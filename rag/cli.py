@@ -155,25 +155,35 @@ def _retriever(settings, **overrides):
 
 
 def _read_queries(path: str) -> list[dict]:
+    from rag.jsonl import iter_jsonl
+
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"cannot read queries file {path}: {exc}") from exc
     out = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            out.append({"id": f"line {n}", "error": f"{path}:{n}: invalid JSON: {exc.msg}"})
-            continue
-        if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+    for n, row, error in iter_jsonl(text):
+        if error:
+            out.append({"id": f"line {n}", "error": f"{path}:{n}: {error}"})
+        elif not isinstance(row, dict) or not isinstance(row.get("question"), str):
             out.append({"id": row.get("id", f"line {n}") if isinstance(row, dict) else f"line {n}",
                         "error": f"{path}:{n}: needs a `question` string"})
-            continue
-        out.append({"id": row.get("id", f"line {n}"), "question": row["question"]})
+        else:
+            out.append({"id": row.get("id", f"line {n}"), "question": row["question"]})
     return out
+
+
+def _answer_queries(path: str, answer_one) -> int:
+    """One JSON line per query, carrying its id; a failed query gets an `error` line and the rest go on."""
+    for q in _read_queries(path):
+        if "error" in q:
+            _print_json(q)
+            continue
+        try:
+            _print_json({"id": q["id"], **answer_one(q["question"])})
+        except RagError as exc:
+            _print_json({"id": q["id"], "question": q["question"], "error": str(exc)})
+    return 0
 
 
 def cmd_retrieve(args) -> int:
@@ -183,19 +193,9 @@ def cmd_retrieve(args) -> int:
     settings = _settings(args)
     filters = Filters(source=args.source, since=args.since, until=args.until)
     if args.queries:
-        queries = _read_queries(args.queries)
         retriever = _retriever(settings)
-        for q in queries:
-            if "error" in q:
-                _print_json(q)
-                continue
-            try:
-                hits = retriever.retrieve(q["question"], k=args.k, filters=filters)
-            except RagError as exc:
-                _print_json({"id": q["id"], "question": q["question"], "error": str(exc)})
-                continue
-            _print_json({"id": q["id"], **_retrieval_record(q["question"], hits, detect_language)})
-        return 0
+        return _answer_queries(args.queries, lambda question: _retrieval_record(
+            question, retriever.retrieve(question, k=args.k, filters=filters), detect_language))
     if not args.question:
         raise BadInput("give a question, or --queries FILE.jsonl")
     question = check_question(args.question)
@@ -240,17 +240,8 @@ def cmd_ask(args) -> int:
 
     settings = _settings(args)
     if args.queries:
-        queries = _read_queries(args.queries)
         chain = _chain(settings)
-        for q in queries:
-            if "error" in q:
-                _print_json(q)
-                continue
-            try:
-                _print_json({"id": q["id"], **_answer_record(chain.ask(q["question"], k=args.k))})
-            except RagError as exc:
-                _print_json({"id": q["id"], "question": q["question"], "error": str(exc)})
-        return 0
+        return _answer_queries(args.queries, lambda question: _answer_record(chain.ask(question, k=args.k)))
     if not args.question:
         raise BadInput("give a question, or --queries FILE.jsonl")
     question = check_question(args.question)

@@ -17,6 +17,7 @@ import numpy as np
 
 from rag.arabic import clean_unicode
 from rag.chunk import split_sentences
+from rag.jsonl import iter_jsonl
 from rag.records import Article, IngestReport, SkippedInput
 
 TEXT_SUFFIXES = {".txt", ".md"}
@@ -93,13 +94,11 @@ class ArticleReader:
             numbered = [(f"{path}[{i}]", r) for i, r in enumerate(records)]
         else:
             numbered = []
-            for lineno, line in enumerate(raw.splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    numbered.append((f"{path}:{lineno}", json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    self._skip(f"{path}:{lineno}", f"invalid JSON: {exc.msg}")
+            for lineno, record, error in iter_jsonl(raw):
+                if error:
+                    self._skip(f"{path}:{lineno}", error)
+                else:
+                    numbered.append((f"{path}:{lineno}", record))
         for origin, record in numbered:
             if not isinstance(record, dict):
                 self._skip(origin, "record is not a JSON object")
