@@ -125,6 +125,10 @@ class AnswerChain:
         self.prompts = {(task, lang): load_prompt(task, lang)
                         for task in ("answer_system", "answer_example", "answer_user", "rewrite")
                         for lang in ("ar", "en")}
+        for lang in ("ar", "en"):
+            if self.prompts[("answer_example", lang)].text.count("\n---\n") != 1:
+                raise ConfigError(f"prompts/answer_example_{lang}.txt must hold the example question, a line "
+                                  "`---`, then the example answer")
         # The worked example's invented names: a small model that is unsure copies them into its answer.
         for lang in ("ar", "en"):
             example = set(_content_words(self.prompts[("answer_example", lang)].text))
@@ -152,7 +156,9 @@ class AnswerChain:
         question = check_question(question)
         lang = detect_language(question)
         standalone = self._standalone(question, lang, history) if history else question
-        hits = self.retriever.retrieve(standalone, k=k or self.k)
+        # One embedding of the question serves retrieval and the choice of excerpt sentences.
+        query_vector = self.retriever.embedder.embed_queries([standalone])[0]
+        hits = self.retriever.retrieve(standalone, k=k or self.k, query_vector=query_vector)
         timings = {"retrieve_s": round(time.perf_counter() - started, 3)}
         best = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
         if not hits or best < self.min_score[lang]:
@@ -162,7 +168,6 @@ class AnswerChain:
                                                       standalone_question=standalone if history else "",
                                                       timings=timings)}
             return
-        query_vector = self.retriever.embedder.embed_queries([standalone])[0]
         passages = []
         for n, hit in enumerate(hits, start=1):
             text, start, end = excerpt(self.retriever.store, hit, query_vector, self.passage_words)

@@ -114,11 +114,14 @@ class HybridRetriever:
             self._bm25_version = self.store.version
         return self._bm25
 
-    def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
-        return self.retrieve_many([question], k, filters)[0]
+    def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None,
+                 query_vector: np.ndarray | None = None) -> list[Hit]:
+        vectors = None if query_vector is None else np.asarray(query_vector)[None, :]
+        return self.retrieve_many([question], k, filters, vectors)[0]
 
-    def retrieve_many(self, questions: list[str], k: int | None = None,
-                      filters: Filters | None = None) -> list[list[Hit]]:
+    def retrieve_many(self, questions: list[str], k: int | None = None, filters: Filters | None = None,
+                      query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+        """`query_vectors`: the questions' embeddings when the caller already has them."""
         k = k or self.top_k
         for q in questions:
             check_question(q)
@@ -126,7 +129,9 @@ class HybridRetriever:
         pool = len(self.store) if filters else max(self.candidates, k)
         dense_lists: list[list[tuple[str, float]]] = [[] for _ in questions]
         if self.mode != "bm25":
-            dense_lists = self.store.search(self.embedder.embed_queries(questions), pool, self.sentence_weight)
+            if query_vectors is None:
+                query_vectors = self.embedder.embed_queries(questions)
+            dense_lists = self.store.search(query_vectors, pool, self.sentence_weight)
         return [self._fuse(q, dense, k, pool, filters) for q, dense in zip(questions, dense_lists, strict=True)]
 
     def _fuse(self, question: str, dense: list[tuple[str, float]], k: int, pool: int, filters: Filters) -> list[Hit]:

@@ -85,3 +85,9 @@ def test_llama_index_adapter_returns_the_same_passages(store, embedder):
     nodes = as_llama_index_retriever(ours, k=2).retrieve("كم ساعة أمهلت عصائب أهل الحق الحكومة؟")
     assert [n.node.id_ for n in nodes] == [h.chunk_id for h in ours.retrieve("كم ساعة أمهلت عصائب أهل الحق الحكومة؟", k=2)]
     assert nodes[0].node.metadata["article_id"] == "ultimatum"
+
+
+def test_a_precomputed_query_vector_gives_the_same_hits(store, embedder):
+    r = HybridRetriever(store, embedder)
+    q = "كم ساعة أمهلت عصائب أهل الحق الحكومة؟"
+    assert r.retrieve(q, query_vector=embedder.embed_queries([q])[0]) == r.retrieve(q)
