@@ -14,7 +14,6 @@ setup: $(STAMP) models
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: an unpinned torch pulls several GB of CUDA packages; 2.13.0 has a local CPU wheel.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
