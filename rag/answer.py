@@ -106,7 +106,7 @@ def is_refusal(text: str) -> bool:
 class AnswerChain:
     """Collaborators are passed in: a retriever (with its store and embedder) and a chat model."""
 
-    def __init__(self, retriever, llm, k: int = 3, passage_words: int = 55,
+    def __init__(self, retriever, llm, k: int = 2, passage_words: int = 45,
                  min_score: dict[str, float] | None = None, max_tokens: int = 200, history_turns: int = 3):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")

@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     llm_slots: int = Field(3, ge=1, le=8)
 
     # Answering
-    answer_k: int = Field(3, ge=1, le=10)  # passages in the prompt: each costs prompt time on a CPU
-    answer_passage_words: int = Field(55, ge=10)  # excerpt per passage: its best-matching sentences
+    answer_k: int = Field(2, ge=1, le=10)  # passages in the prompt: each costs prompt time on a CPU (README)
+    answer_passage_words: int = Field(45, ge=10)  # excerpt per passage: its best-matching sentences
     # Below this best dense score, refuse without calling the LLM. English questions over Arabic text score
     # lower (cross-lingual cosines), so each language has its own floor; calibrated on evals/questions.jsonl.
     answer_min_score_ar: float = Field(0.80, ge=0.0, le=1.0)
