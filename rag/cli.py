@@ -187,7 +187,6 @@ def _answer_queries(path: str, answer_one) -> int:
 
 
 def cmd_retrieve(args) -> int:
-    from rag.arabic import detect_language
     from rag.retrieve import Filters, check_question
 
     settings = _settings(args)
@@ -195,12 +194,12 @@ def cmd_retrieve(args) -> int:
     if args.queries:
         retriever = _retriever(settings)
         return _answer_queries(args.queries, lambda question: _retrieval_record(
-            question, retriever.retrieve(question, k=args.k, filters=filters), detect_language))
+            question, retriever.retrieve(question, k=args.k, filters=filters)))
     if not args.question:
         raise BadInput("give a question, or --queries FILE.jsonl")
     question = check_question(args.question)
     hits = _retriever(settings).retrieve(question, k=args.k, filters=filters)
-    record = _retrieval_record(question, hits, detect_language)
+    record = _retrieval_record(question, hits)
     if args.json:
         _print_json(record)
     else:
@@ -213,7 +212,9 @@ def cmd_retrieve(args) -> int:
     return 0
 
 
-def _retrieval_record(question, hits, detect_language) -> dict:
+def _retrieval_record(question, hits) -> dict:
+    from rag.arabic import detect_language
+
     return {"question": question, "lang": detect_language(question),
             "hits": [h.model_dump(include={"rank", "chunk_id", "article_id", "title", "text", "score", "source", "date",
                                            "start", "end"}) for h in hits]}

