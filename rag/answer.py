@@ -230,6 +230,18 @@ class AnswerChain:
                                      f"{', '.join(copied[:5])}; withheld"))
             return Answer(question=question, lang=lang, answer=REFUSAL[lang], refused=True, flags=flags)
 
+        if lang == "ar":
+            # Words the answer adds beyond the question must come from the passages; an Arabic answer whose
+            # added words appear in none of them ("the weather will be dark", a poem) is not an answer from the
+            # articles. English answers translate, so their words cannot be matched this way.
+            added = set(_content_words(text)) - set(_content_words(question))
+            cited = {int(n) for group in _CITATION.findall(text) for n in re.split(r"[,،]", group)} & by_n.keys()
+            cited_text = " ".join(by_n[n].text for n in cited) or " ".join(p.text for p in passages)
+            if added and not added & set(_content_words(cited_text)):
+                flags.append(Flag(kind="unsupported_answer",
+                                  detail=f"none of {', '.join(sorted(added)[:5])} is in the cited passages; withheld"))
+                return Answer(question=question, lang=lang, answer=REFUSAL[lang], refused=True, flags=flags)
+
         dropped = 0
         used: list[int] = []
 

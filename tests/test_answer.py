@@ -178,3 +178,12 @@ def test_excerpt_is_short_and_inside_the_chunk(retriever):
                                             ("قتل 5 [1].", False)])
 def test_is_refusal(text, expected):
     assert is_refusal(text) is expected
+
+
+def test_arabic_answer_adding_nothing_from_its_passages_is_withheld(retriever):
+    c, _ = chain(retriever)
+    passages = [_passage(1, "قال مسؤول في بغداد إن الاجتماع انتهى دون اتفاق.")]
+    answer = c.check("الطقس في بغداد غدا سيكون مشمسا [1].", "كيف سيكون الطقس في بغداد غدا؟", "ar", passages)
+    assert answer.refused and [f.kind for f in answer.flags] == ["unsupported_answer"]
+    answer = c.check("انتهى الاجتماع دون اتفاق [1].", "ماذا حدث في الاجتماع في بغداد؟", "ar", passages)
+    assert not answer.refused
