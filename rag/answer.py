@@ -129,6 +129,10 @@ class AnswerChain:
             if self.prompts[("answer_example", lang)].text.count("\n---\n") != 1:
                 raise ConfigError(f"prompts/answer_example_{lang}.txt must hold the example question, a line "
                                   "`---`, then the example answer")
+        # Lines of the system prompt long enough that repeating one means the answer is leaking the rules.
+        self._system_rules = {lang: [normalize_for_search(line.lstrip("- ")) for line in
+                                     self.prompts[("answer_system", lang)].text.splitlines() if len(line.split()) >= 6]
+                              for lang in ("ar", "en")}
         # The worked example's invented names: a small model that is unsure copies them into its answer.
         for lang in ("ar", "en"):
             example = set(_content_words(self.prompts[("answer_example", lang)].text))
@@ -215,9 +219,7 @@ class AnswerChain:
         by_n = {p.n: p for p in passages}
         text = raw.strip()
         flags: list[Flag] = []
-        system_rules = [normalize_for_search(line.lstrip("- ")) for line in
-                        self.prompts[("answer_system", lang)].text.splitlines() if len(line.split()) >= 6]
-        if any(rule and rule in normalize_for_search(text) for rule in system_rules):
+        if any(rule and rule in normalize_for_search(text) for rule in self._system_rules[lang]):
             flags.append(Flag(kind="prompt_leak", detail="the answer repeated the system instructions; withheld"))
             return Answer(question=question, lang=lang, answer=REFUSAL[lang], refused=True, flags=flags)
         if not text or is_refusal(text) and not _CITATION.search(text):

@@ -95,7 +95,6 @@ def _llama_index_ranked(articles, embedder, questions, k):
 
 def run_retrieval_bench(settings: Settings, data_dir: Path, as_json: bool = False, limit: int | None = None,
                         embedder=None, out=sys.stdout) -> dict:
-    from rag.chunk import ArabicChunker
     from rag.embed import make_embedder
     from rag.ingest import Ingestor
     from rag.retrieve import HybridRetriever
@@ -109,10 +108,8 @@ def run_retrieval_bench(settings: Settings, data_dir: Path, as_json: bool = Fals
         src = Path(tmp) / "xquad-ar.jsonl"
         src.write_text("\n".join(json.dumps(a, ensure_ascii=False) for a in articles) + "\n")
         store = FaissStore(Path(tmp) / "index", emb.name)
-        chunker = ArabicChunker(settings.chunk_max_words, settings.chunk_max_tokens,
-                                settings.chunk_overlap_sentences, count_tokens=emb.count_tokens)
-        report = Ingestor(store, emb, chunker, settings.sentence_vectors, settings.min_sentence_words,
-                          progress=not as_json and out is sys.stdout and sys.stderr.isatty()).ingest([src])
+        report = Ingestor.from_settings(store, emb, settings,
+                                        progress=not as_json and out is sys.stdout and sys.stderr.isatty()).ingest([src])
         ingest_rate = report.chunks_embedded / max(report.seconds, 1e-9)
         index_bytes = sum(f.stat().st_size for f in (Path(tmp) / "index").rglob("*") if f.is_file())
 

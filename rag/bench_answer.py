@@ -158,7 +158,6 @@ def run_answer_bench(settings, question_set: Path, xquad: int, baseline: bool, l
     import tempfile
 
     from rag.answer import AnswerChain
-    from rag.chunk import ArabicChunker
     from rag.embed import make_embedder
     from rag.ingest import Ingestor
     from rag.llm import make_chat_model
@@ -188,9 +187,7 @@ def run_answer_bench(settings, question_set: Path, xquad: int, baseline: bool, l
             src = Path(tmp) / "xquad.jsonl"
             src.write_text("\n".join(json.dumps(a, ensure_ascii=False) for a in articles))
             x_store = FaissStore(Path(tmp) / "index", embedder.name)
-            chunker = ArabicChunker(settings.chunk_max_words, settings.chunk_max_tokens,
-                                    settings.chunk_overlap_sentences, embedder.count_tokens)
-            Ingestor(x_store, embedder, chunker, settings.sentence_vectors, settings.min_sentence_words).ingest([src])
+            Ingestor.from_settings(x_store, embedder, settings).ingest([src])
             x_retriever = HybridRetriever.from_settings(x_store, embedder, settings)
             x_chain = AnswerChain.from_settings(x_retriever, llm, settings)
             name = f"XQuAD sample ({len(qs)} questions over {len(articles)} paragraphs)"

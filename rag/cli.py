@@ -30,13 +30,6 @@ def _open_store(settings, embedder, create=False):
     return FaissStore.open(settings.index_dir, embedder.name, create=create)
 
 
-def _chunker(settings, embedder):
-    from rag.chunk import ArabicChunker
-
-    return ArabicChunker(settings.chunk_max_words, settings.chunk_max_tokens, settings.chunk_overlap_sentences,
-                         count_tokens=embedder.count_tokens)
-
-
 def cmd_setup(args) -> int:
     from rag.prepare import assemble_llm, build_e5_folder, e5_folder_ready
     from rag.settings import Settings
@@ -73,8 +66,7 @@ def _ingest_locked(args, settings, embedder) -> int:
         store = FaissStore.fresh(settings.index_dir, embedder.name)
     else:
         store = _open_store(settings, embedder, create=True)
-    ingestor = Ingestor(store, embedder, _chunker(settings, embedder), settings.sentence_vectors,
-                        settings.min_sentence_words, progress=not args.json and sys.stderr.isatty())
+    ingestor = Ingestor.from_settings(store, embedder, settings, progress=not args.json and sys.stderr.isatty())
     report = ingestor.ingest(args.paths)
     if args.json:
         _print_json(report.model_dump())

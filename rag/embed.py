@@ -61,7 +61,7 @@ class SentenceTransformerEmbedder:
         except Exception as exc:  # noqa: BLE001 - any load failure gets the same advice
             raise EmbedderUnavailable(f"could not load embedding model {model!r}: {exc}. "
                                       "Run `make setup` or check RAG_EMBED_MODEL") from exc
-        self.name = f"st:{path.name if path.is_dir() else model}"
+        self.name = _st_name(model)
         self.dim = int(self.model.get_embedding_dimension())
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
@@ -139,7 +139,11 @@ def embedder_name(settings: Settings) -> str:
     """The name an index records for the configured embedder, known without loading it."""
     if settings.embed_backend == "openai":
         return f"openai:{settings.embed_model}"
-    model = settings.local_embed_model
+    return _st_name(settings.local_embed_model)
+
+
+def _st_name(model: str) -> str:
+    # A folder is named by its last part, so moving the models folder does not orphan an index.
     return f"st:{Path(model).name if Path(model).is_dir() else model}"
 
 

@@ -242,6 +242,14 @@ class Ingestor:
         self.min_sentence_words = min_sentence_words
         self.progress = progress
 
+    @classmethod
+    def from_settings(cls, store, embedder, settings, progress: bool = False) -> Ingestor:
+        from rag.chunk import ArabicChunker
+
+        chunker = ArabicChunker(settings.chunk_max_words, settings.chunk_max_tokens,
+                                settings.chunk_overlap_sentences, count_tokens=embedder.count_tokens)
+        return cls(store, embedder, chunker, settings.sentence_vectors, settings.min_sentence_words, progress)
+
     def _sentences(self, chunk) -> list:
         spans = split_sentences(chunk.text)
         if not self.sentence_vectors or len(spans) < 2:
