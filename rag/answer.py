@@ -244,47 +244,71 @@ class AnswerChain:
                                   detail=f"none of {', '.join(sorted(added)[:5])} is in the cited passages; withheld"))
                 return Answer(question=question, lang=lang, answer=REFUSAL[lang], refused=True, flags=flags)
 
-        dropped = 0
-        used: list[int] = []
-
-        def keep_valid(match: re.Match) -> str:
-            nonlocal dropped
-            valid = []
-            for part in re.split(r"[,،]", match.group(1)):
-                n = int(part)
-                if n in by_n:
-                    valid.append(n)
-                    if n not in used:
-                        used.append(n)
-                else:
-                    dropped += 1
-            return "[" + "][".join(map(str, valid)) + "]" if valid else ""
-
-        text = _CITATION.sub(keep_valid, text)
-        text = re.sub(r"[ \t]+([.،,؛])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
-        if dropped:
-            flags.append(Flag(kind="invalid_citation",
-                              detail=f"{dropped} citation(s) pointed at no passage and were removed"))
-        for span in split_sentences(text):
-            sentence = text[span.start:span.end]
-            cited = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
-            claim = _CITATION.sub("", sentence).strip()
-            if len(claim.split()) < 3:
-                continue
-            if not cited:
-                flags.append(Flag(kind="uncited_sentence", detail=claim))
-            support = " ".join(by_n[n].text for n in cited) if cited else " ".join(p.text for p in passages)
-            missing = sorted(_numbers(claim) - _numbers(support) - _numbers(question))
-            if missing:
-                flags.append(Flag(kind="unsupported_figure",
-                                  detail=f"{', '.join(missing)} not in the cited passage(s): {claim}"))
-            if lang == "ar":  # Latin-script names can be checked when passages and answer share a script
-                support_norm = normalize_for_search(support + " " + question)
-                for name in _LATIN_NAME.findall(claim):
-                    if normalize_for_search(name) not in support_norm:
-                        flags.append(Flag(kind="unsupported_name", detail=f"{name} not in the cited passage(s)"))
+        text, used, dropped, grounding = ground(text, passages, question, lang)
+        flags += grounding
         citations = [Citation(n=n, chunk_id=by_n[n].hit.chunk_id, article_id=by_n[n].hit.article_id,
                               title=by_n[n].hit.title, source=by_n[n].hit.source, date=by_n[n].hit.date,
                               text=by_n[n].text, start=by_n[n].start, end=by_n[n].end) for n in used]
         return Answer(question=question, lang=lang, answer=text, refused=False, citations=citations, flags=flags,
                       dropped_citations=dropped)
+
+
+def _claims(text: str) -> list[str]:
+    """Sentences, with a clause that ends in a semicolon or colon joined to what follows it: the citation
+    at the end of the sentence covers both."""
+    out, pending = [], ""
+    for span in split_sentences(text):
+        piece = text[span.start:span.end]
+        if piece.rstrip().endswith(("؛", ";", ":", "،", ",")):
+            pending += piece + " "
+            continue
+        out.append(pending + piece)
+        pending = ""
+    return out + ([pending.strip()] if pending.strip() else [])
+
+
+def ground(text: str, passages: list[Passage], question: str, lang: str) -> tuple[str, list[int], int, list[Flag]]:
+    """Citation mapping and grounding checks shared by answers and briefings: numbers that point at no passage
+    are removed and counted; sentences without a citation, and figures or (in Arabic text) Latin names that
+    their cited passages do not contain, are flagged. Returns (text, cited numbers in order, dropped, flags)."""
+    by_n = {p.n: p for p in passages}
+    flags: list[Flag] = []
+    dropped = 0
+    used: list[int] = []
+
+    def keep_valid(match: re.Match) -> str:
+        nonlocal dropped
+        valid = []
+        for part in re.split(r"[,،]", match.group(1)):
+            n = int(part)
+            if n in by_n:
+                valid.append(n)
+                if n not in used:
+                    used.append(n)
+            else:
+                dropped += 1
+        return "[" + "][".join(map(str, valid)) + "]" if valid else ""
+
+    text = _CITATION.sub(keep_valid, text)
+    text = re.sub(r"[ \t]+([.،,؛])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+    if dropped:
+        flags.append(Flag(kind="invalid_citation",
+                          detail=f"{dropped} citation(s) pointed at no passage and were removed"))
+    for sentence in _claims(text):
+        cited = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
+        claim = _CITATION.sub("", sentence).strip()
+        if len(claim.split()) < 3:
+            continue
+        if not cited:
+            flags.append(Flag(kind="uncited_sentence", detail=claim))
+        support = " ".join(by_n[n].text for n in cited) if cited else " ".join(p.text for p in passages)
+        missing = sorted(_numbers(claim) - _numbers(support) - _numbers(question))
+        if missing:
+            flags.append(Flag(kind="unsupported_figure",
+                              detail=f"{', '.join(missing)} not in the cited passage(s): {claim}"))
+        if lang == "ar":  # Latin-script names can be checked when passages and answer share a script
+            support_norm = normalize_for_search(support + " " + question)
+            for name in _LATIN_NAME.findall(claim):
+                if normalize_for_search(name) not in support_norm:
+                    flags.append(Flag(kind="unsupported_name", detail=f"{name} not in the cited passage(s)"))
+    return text, used, dropped, flags

@@ -279,6 +279,78 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_brief(args) -> int:
+    from rag.brief import Briefer, render
+    from rag.llm import make_chat_model
+
+    settings = _settings(args)
+    if args.date and (args.since or args.until or args.all) or args.all and (args.since or args.until):
+        raise BadInput("give one of --date, --since/--until or --all")
+    store = _open_store(settings, _embedder_identity(settings))  # vectors are in the index: no model to load
+    progress = (lambda message: print(f"  {message}", file=sys.stderr)) if args.out or sys.stderr.isatty() else None
+    llm = _LazyChat(lambda: make_chat_model(settings))  # a cached briefing never starts the model
+    briefing = Briefer.from_settings(store, llm, settings, progress).brief(
+        args.date, args.since, args.until, args.all, args.lang, use_cache=not args.no_cache)
+    text = render(briefing, args.format)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+        n = len(briefing.stories)
+        print(f"{n} stories, {sum(len(s.article_ids) for s in briefing.stories)} articles -> {out}"
+              + (f" ({briefing.message})" if briefing.message else ""))
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+class _LazyChat:
+    """Starts the chat model on first use only."""
+
+    def __init__(self, factory):
+        self._factory, self._chat = factory, None
+
+    def stream(self, messages, max_tokens=None):
+        if self._chat is None:
+            self._chat = self._factory()
+        return self._chat.stream(messages, max_tokens=max_tokens)
+
+
+def cmd_eval(args) -> int:
+    from rag.evaluate import compare, format_summary, load_baseline, run_eval, write_outputs
+
+    settings = _settings(args)
+    baseline_path = Path(args.baseline or "evals/baseline.json")
+    baseline = None
+    if not args.accept and not args.no_baseline and (args.baseline or baseline_path.is_file()):
+        baseline = load_baseline(baseline_path)  # read first: a bad baseline should not cost a whole run
+    run = run_eval(settings, Path(args.set), limit=args.limit, xquad=Path(args.xquad) if args.xquad else None,
+                   xquad_lang=args.lang, judge=args.judge, progress=not args.json)
+    comparison = None
+    if baseline is not None:
+        comparison = compare(run, baseline, settings.eval_tolerance, settings.eval_latency_tolerance)
+        run["comparison"] = comparison
+    write_outputs(run, comparison, Path(args.out))
+    if args.accept:
+        tmp = baseline_path.with_suffix(".tmp")
+        baseline_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({k: v for k, v in run.items() if k != "comparison"}, ensure_ascii=False,
+                                  indent=1) + "\n", encoding="utf-8")
+        tmp.replace(baseline_path)  # atomic: a crash never leaves half a baseline
+    if args.json:
+        _print_json(run)
+    else:
+        print(format_summary(run, comparison))
+        print(f"\nreport: {Path(args.out) / 'report.html'}   per question: {Path(args.out) / 'results.jsonl'}")
+        if args.accept:
+            print(f"accepted as the new baseline: {baseline_path}")
+        elif baseline is None:
+            print("no baseline compared (accept this run with `rag eval --accept`)")
+    return 1 if comparison and comparison["failed"] else 0
+
+
 def cmd_serve(args) -> int:
     from rag.store import FaissStore
     from rag.ui import serve
@@ -337,6 +409,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_ask)
 
+    s = sub.add_parser("brief", help="a briefing of the day's articles, story by story, with citations")
+    s.add_argument("--date", help="articles of this day, YYYY-MM-DD (default: the latest day with articles)")
+    s.add_argument("--since", help="from this day, YYYY-MM-DD")
+    s.add_argument("--until", help="to this day, YYYY-MM-DD")
+    s.add_argument("--all", action="store_true", help="every article, undated ones included")
+    s.add_argument("--lang", choices=["ar", "en"], default="ar")
+    s.add_argument("--format", choices=["md", "html", "json"], default="md")
+    s.add_argument("--out", help="write to this file (atomically) instead of stdout")
+    s.add_argument("--no-cache", action="store_true", help="regenerate even if a cached briefing matches")
+    s.add_argument("--index")
+    s.set_defaults(func=cmd_brief)
+
+    s = sub.add_parser("eval", help="regression evaluation over a fixed question set, gated on a baseline")
+    s.add_argument("--set", default="evals/questions.jsonl", help="question set (JSONL)")
+    s.add_argument("--baseline", help="stored run to compare with (default evals/baseline.json when present)")
+    s.add_argument("--no-baseline", action="store_true", help="do not compare")
+    s.add_argument("--accept", action="store_true", help="store this run as the baseline (--baseline or the default)")
+    s.add_argument("--out", default="evals/out", help="folder for results.jsonl, report.html, run.json")
+    s.add_argument("--limit", type=int, default=None, help="first N questions (and N XQuAD questions)")
+    s.add_argument("--xquad", help="also score XQuAD from this folder (e.g. ../shared/data/xquad)")
+    s.add_argument("--lang", choices=["ar", "en"], help="XQuAD: questions in this language only")
+    s.add_argument("--judge", action="store_true", help="grade with an LLM judge (RAG_JUDGE_BASE_URL)")
+    s.add_argument("--index")
+    s.add_argument("--json", action="store_true", help="print the run as JSON (a valid baseline file)")
+    s.set_defaults(func=cmd_eval)
+
     s = sub.add_parser("serve", help="start the web app")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
@@ -360,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "k", None) is not None and not 1 <= args.k <= 100:
         print("rag: --k must be between 1 and 100", file=sys.stderr)
         return 2
-    for name in ("since", "until"):
+    for name in ("since", "until", "date"):
         value = getattr(args, name, None)
         if value:
             from datetime import date

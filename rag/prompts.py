@@ -12,7 +12,8 @@ PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 # name -> the variables its text must use (no more, no fewer)
 EXPECTED = {
     "answer_system": set(), "answer_example": set(), "answer_user": {"passages", "question"},
-    "rewrite": {"history", "question"},
+    "rewrite": {"history", "question"}, "judge": {"question", "passages", "answer", "expected"},
+    "brief_story": {"passages"}, "brief_reduce": {"summaries"},
 }
 
 

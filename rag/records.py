@@ -81,3 +81,34 @@ class Answer(BaseModel):
     flags: list[Flag] = Field(default_factory=list)
     dropped_citations: int = 0
     timings: dict[str, float] = Field(default_factory=dict)
+
+
+class BriefCitation(BaseModel):
+    n: int
+    article_id: str
+    title: str
+    source: str = ""
+    date: str = ""
+    chunk_id: str = ""
+    text: str = ""  # the passage the summary was written from
+    start: int = 0
+    end: int = 0
+
+
+class Story(BaseModel):
+    headline: str
+    summary: str  # 2-4 sentences, each with [n] markers resolved in `citations`
+    article_ids: list[str] = Field(default_factory=list)  # every article that covers the story
+    citations: list[BriefCitation] = Field(default_factory=list)
+    flags: list[Flag] = Field(default_factory=list)
+
+
+class Briefing(BaseModel):
+    lang: str
+    date_from: str = ""
+    date_to: str = ""
+    title: str
+    stories: list[Story] = Field(default_factory=list)
+    undated: list[str] = Field(default_factory=list)  # article ids with no publication date
+    message: str = ""  # said plainly when there is nothing to brief
+    timings: dict[str, float] = Field(default_factory=dict)

@@ -66,6 +66,30 @@ class Settings(BaseSettings):
     answer_min_score_ar: float = Field(0.80, ge=0.0, le=1.0)
     answer_min_score_en: float = Field(0.75, ge=0.0, le=1.0)
 
+    # Briefings: two articles whose closest passages have at least this cosine report the same story
+    # (tuned with `rag bench brief`); a story prompt holds at most brief_prompt_words words of passages,
+    # longer stories are summarised per article first, then combined (map-reduce).
+    brief_group_threshold: float = Field(0.90, ge=0.0, le=1.0)
+    brief_passage_words: int = Field(60, ge=10)
+    brief_prompt_words: int = Field(200, ge=30)
+    brief_max_tokens: int = Field(220, ge=32, le=4096)
+    cache_dir: Path = Path(".cache")
+
+    # Web app: generations at a time (1 for the embedded model on 2 cores; more for a remote endpoint), others
+    # wait in Gradio's queue; optional login (user:password, comma-separated, or a file of such lines).
+    ui_llm_concurrency: int = Field(1, ge=1, le=64)
+    ui_max_upload_mb: int = Field(10, ge=1, le=1024)
+    auth: str = ""
+
+    # Evaluation gate (`rag eval --baseline`): an aggregate quality metric may drop by this much (absolute),
+    # latency p50 may grow by this fraction, before the run counts as worse than the baseline.
+    eval_tolerance: float = Field(0.05, ge=0.0, le=1.0)
+    eval_latency_tolerance: float = Field(1.0, ge=0.0)
+    # Optional LLM judge (`rag eval --judge`): any OpenAI-compatible endpoint; empty = the answering model.
+    judge_base_url: str = ""
+    judge_model: str = ""
+    judge_api_key: str = ""
+
     @model_validator(mode="after")
     def _check(self):
         if self.embed_backend == "openai" and not (self.embed_base_url and self.embed_model):

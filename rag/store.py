@@ -145,6 +145,9 @@ class FaissStore:
     def chunks_of(self, article_id: str) -> list[Chunk]:
         return [self._chunks[c] for c in self._chunk_ids_by_article.get(article_id, [])]
 
+    def chunk_vector(self, chunk_id: str) -> np.ndarray:
+        return self._index.reconstruct(self._faiss_id_of[chunk_id])
+
     def sentences_of(self, chunk_id: str) -> list[tuple[int, int, np.ndarray]]:
         """The chunk's embedded sentences as (start, end, vector), in reading order."""
         fids = self._sent_fids_of.get(chunk_id, [])

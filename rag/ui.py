@@ -1,41 +1,207 @@
-"""Gradio front end. For now: passage search and the article library; chat and briefings build on this."""
+"""Gradio front end: chat with cited, streamed answers; briefings; the article library; named API endpoints.
+
+`Service` holds the models and the index (loaded once, lazily; the index reloads when it changes on disk);
+`build_app` lays out the page over it. Tests pass a `Service` built with fakes.
+"""
 
 from __future__ import annotations
 
 import html
+import json
 import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
 
-from rag.errors import RagError
+from rag.errors import BadInput, RagError
 from rag.settings import Settings
 
+UPLOAD_TYPES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
+EXAMPLES = ["كم ساعة أمهلت عصائب أهل الحق الحكومة؟", "ما هو موقف الكاظمي من قصف المعسكرات العراقية؟",
+            "Who is the Pentagon spokesman quoted about US forces in Iraq?",
+            "How many people were killed in the US strike on the Iraqi border?"]
+
 CSS = """
-.passage { border: 1px solid #ddd; border-radius: 8px; padding: 10px 14px; margin: 8px 0; unicode-bidi: plaintext; }
-.passage .meta { color: #666; font-size: 0.85em; margin-bottom: 4px; }
-body, .passage { font-family: "Noto Naskh Arabic", "Noto Sans Arabic", "Amiri", "Segoe UI", Tahoma, sans-serif; }
+.passage, .source { border: 1px solid #ddd; border-radius: 8px; padding: 8px 12px; margin: 6px 0; }
+.passage .meta, .source summary { color: #555; font-size: 0.88em; cursor: pointer; }
+[dir=auto] { unicode-bidi: plaintext; text-align: start; }
+.source[open] { border-color: #e0a800; }
+.source.flash { box-shadow: 0 0 0 3px #ffd54f; }
+.source mark { background: #fff0a0; padding: 0 2px; }
+.flags { color: #8a6d3b; font-size: 0.88em; margin-top: 6px; }
+a.cite { text-decoration: none; font-weight: 600; }
+body, .passage, .source, .message { font-family: "Noto Naskh Arabic", "Noto Sans Arabic", "Amiri", "Segoe UI",
+  Tahoma, "Noto Sans", sans-serif; }
 """
 
+# A citation link opens its passage in the sources panel and scrolls to it (the chat's HTML is sanitised, so
+# the behaviour lives here, on the page, not in the message).
+HEAD = """<script>
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest("a[href^='#src-']");
+  if (!link) return;
+  const target = document.getElementById(link.getAttribute("href").slice(1));
+  if (!target) return;
+  event.preventDefault();
+  target.open = true;
+  target.scrollIntoView({behavior: "smooth", block: "center"});
+  target.classList.add("flash");
+  setTimeout(() => target.classList.remove("flash"), 1500);
+}, true);
+</script>"""
 
-class SearchService:
-    """Loads the embedder and index once, on first use; reloads the index when it changes on disk."""
 
-    def __init__(self, settings: Settings | None = None):
+def _safe_name(name: str) -> str:
+    """An uploaded file's name reduced to a harmless stem (it becomes the article id), never a path."""
+    stem = re.sub(r"[^\w\-]+", "_", Path(name).stem, flags=re.UNICODE).strip("_")[:80]
+    return stem or "upload"
+
+
+class Service:
+    """What the app needs, built once on first use. Collaborators may be passed in (tests pass fakes)."""
+
+    def __init__(self, settings: Settings | None = None, embedder=None, llm=None):
         self.settings = settings or Settings()
+        self._embedder, self._llm = embedder, llm
         self._retriever = None
         self._generation = None
 
+    # ---- collaborators -------------------------------------------------------------------------------------
+    def embedder(self):
+        if self._embedder is None:
+            from rag.embed import make_embedder
+
+            self._embedder = make_embedder(self.settings)
+        return self._embedder
+
+    def llm(self):
+        if self._llm is None:
+            from rag.llm import make_chat_model
+
+            self._llm = make_chat_model(self.settings)
+        return self._llm
+
     def retriever(self):
-        from rag.embed import make_embedder
         from rag.retrieve import HybridRetriever
         from rag.store import FaissStore
 
-        current = (self.settings.index_dir / "CURRENT")
+        current = self.settings.index_dir / "CURRENT"
         generation = current.read_text().strip() if current.is_file() else None
         if self._retriever is None or generation != self._generation:
-            embedder = self._retriever.embedder if self._retriever else make_embedder(self.settings)
-            store = FaissStore.open(self.settings.index_dir, embedder.name)
-            self._retriever = HybridRetriever.from_settings(store, embedder, self.settings)
+            store = FaissStore.open(self.settings.index_dir, self.embedder().name)
+            self._retriever = HybridRetriever.from_settings(store, self.embedder(), self.settings)
             self._generation = generation
         return self._retriever
+
+    def chain(self):
+        from rag.answer import AnswerChain
+
+        return AnswerChain.from_settings(self.retriever(), self.llm(), self.settings)
+
+    # ---- ask -------------------------------------------------------------------------------------------------
+    def ask(self, question: str) -> dict:
+        """The /ask endpoint: the answer text with its [n] markers, and the citations they point at."""
+        try:
+            answer = self.chain().ask(question)
+        except RagError as exc:
+            return {"error": str(exc)}
+        return answer.model_dump(include={"question", "lang", "answer", "refused", "citations", "flags",
+                                          "dropped_citations", "timings"})
+
+    def passage_html(self, citation, anchor: str) -> str:
+        """The cited passage in its chunk, the excerpt the model read highlighted, with title, outlet, date."""
+        store = self.retriever().store
+        article = store.article(citation.article_id)
+        meta = " · ".join(html.escape(x) for x in (citation.title or citation.article_id, citation.source,
+                                                   citation.date) if x)
+        if article is None:  # removed since the answer was given
+            body = html.escape(citation.text)
+        else:
+            try:
+                chunk = store.chunk(citation.chunk_id)
+                lo, hi = chunk.start, chunk.end
+            except KeyError:
+                lo, hi = citation.start, citation.end
+            body = _highlight(article.text[lo:hi], citation.text.split(" … "))
+        return (f'<details class="source" id="{anchor}" dir="auto"><summary dir="auto">[{citation.n}] {meta}'
+                f'</summary><div class="passage-text" dir="auto">{body}</div></details>')
+
+    # ---- brief -----------------------------------------------------------------------------------------------
+    def briefing(self, date: str = "", until: str = "", lang: str = "ar", all_articles: bool = False):
+        from rag.brief import Briefer
+
+        date, until = (date or "").strip(), (until or "").strip()
+        briefer = Briefer.from_settings(self.retriever().store, self.llm(), self.settings)
+        if all_articles:
+            return briefer.brief(all_articles=True, lang=lang)
+        if date and until:
+            return briefer.brief(since=date, until=until, lang=lang)
+        return briefer.brief(date=date or None, lang=lang)
+
+    def brief(self, date: str = "", until: str = "", lang: str = "ar") -> str:
+        """The /brief endpoint: a day (or a range, or the latest day when empty) in Markdown."""
+        from rag.brief import render_markdown
+
+        try:
+            return render_markdown(self.briefing(date, until, lang if lang in ("ar", "en") else "ar"))
+        except RagError as exc:
+            return f"⚠️ {exc}"
+
+    # ---- library ---------------------------------------------------------------------------------------------
+    def ingest(self, paths: list[str], progress: bool = False) -> dict:
+        """Uploaded files are copied under safe names into a private folder, then ingested incrementally."""
+        from rag.ingest import Ingestor
+        from rag.store import FaissStore, write_lock
+
+        if not paths:
+            raise BadInput("no files given: upload .txt, .md, .html, .json or .jsonl files")
+        skipped = []
+        with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
+            staged = []
+            for i, path in enumerate(paths):
+                name = Path(str(path)).name
+                suffix = Path(name).suffix.lower()
+                if suffix not in UPLOAD_TYPES:
+                    skipped.append({"origin": name, "reason": f"not one of {', '.join(UPLOAD_TYPES)}"})
+                    continue
+                target = Path(tmp) / f"{_safe_name(name)}{suffix}"
+                if target.exists():
+                    target = Path(tmp) / f"{_safe_name(name)}_{i}{suffix}"
+                shutil.copyfile(path, target)
+                staged.append(target)
+            report = None
+            if staged:
+                with write_lock(self.settings.index_dir):
+                    store = FaissStore.open(self.settings.index_dir, self.embedder().name, create=True)
+                    report = Ingestor.from_settings(store, self.embedder(), self.settings, progress).ingest(staged)
+        result = report.model_dump() if report else {"added": [], "updated": [], "unchanged": [], "skipped": []}
+        for s in result.get("skipped", []):
+            s["origin"] = Path(s["origin"]).name  # never show the server's temporary paths
+        result["skipped"] = skipped + result.get("skipped", [])
+        result.pop("index_dir", None)
+        return result
+
+    def remove(self, article_id: str) -> str:
+        from rag.store import FaissStore, write_lock
+
+        article_id = (article_id or "").strip()
+        if not article_id:
+            return "Give the id of the article to remove (see the table)."
+        with write_lock(self.settings.index_dir):
+            store = FaissStore.open(self.settings.index_dir, self.embedder().name)
+            if not store.remove_article(article_id):
+                return f"No article {article_id!r} in the index."
+            store.save()
+        return f"Removed {article_id}."
+
+    def library_rows(self) -> list[list]:
+        try:
+            store = self.retriever().store
+        except RagError:
+            return []
+        return [[a.id, a.title, a.source, a.date, len(store.chunks_of(a.id))]
+                for a in sorted(store.articles(), key=lambda a: (a.date or "", a.id))]
 
     def search_html(self, question: str, k: int = 5) -> str:
         try:
@@ -51,38 +217,192 @@ class SearchService:
                           f'<div dir="auto">{html.escape(h.text)}</div></div>')
         return "\n".join(blocks)
 
-    def library_rows(self) -> list[list]:
-        try:
-            store = self.retriever().store
-        except RagError:
-            return []
-        return [[a.id, a.title, a.source, a.date, len(store.chunks_of(a.id))]
-                for a in sorted(store.articles(), key=lambda a: (a.date or "", a.id))]
+
+def _highlight(context: str, parts: list[str]) -> str:
+    """The context with each excerpt sentence the model read marked (the excerpt skips sentences between)."""
+    marks = []
+    for part in (p.strip(" …") for p in parts):
+        if not part:
+            continue
+        # Excerpts are whitespace-normalised: match word by word across any run of spaces or newlines.
+        found = re.search(r"\s+".join(re.escape(w) for w in part.split()), context)
+        if found:
+            marks.append(found.span())
+    out, pos = [], 0
+    for start, end in sorted(marks):
+        if start < pos:
+            continue
+        out += [html.escape(context[pos:start]), "<mark>", html.escape(context[start:end]), "</mark>"]
+        pos = end
+    return "".join(out) + html.escape(context[pos:])
 
 
-def build_app(settings: Settings | None = None):
+# ---- chat rendering ------------------------------------------------------------------------------------------
+def _answer_html(answer, turn: int) -> str:
+    text = html.escape(answer.answer)
+    text = re.sub(r"\[(\d+)\]", lambda m: f'<a class="cite" href="#src-{turn}-{m.group(1)}">[{m.group(1)}]</a>', text)
+    flags = "".join(f'<div class="flags" dir="auto">⚠ {html.escape(f.kind)}: {html.escape(f.detail)}</div>'
+                    for f in answer.flags)
+    return f'<div dir="auto" class="answer">{text}</div>{flags}'
+
+
+def _user_html(question: str) -> str:
+    return f'<div dir="auto">{html.escape(question)}</div>'
+
+
+def build_app(settings: Settings | None = None, service: Service | None = None):
     import gradio as gr
 
-    service = SearchService(settings)
+    service = service or Service(settings)
+    settings = service.settings
+    llm_limit = settings.ui_llm_concurrency
+
+    def respond(message, chat, state):
+        """Streams the answer into the chat; the final message links each [n] to its passage."""
+        state = state or {"pairs": [], "sources": []}
+        message = (message or "").strip()
+        if not message:
+            yield chat, "".join(state["sources"]), state, ""
+            return
+        chat = list(chat or []) + [{"role": "user", "content": _user_html(message)},
+                                   {"role": "assistant", "content": ""}]
+        turn = len(state["pairs"]) + 1
+        streamed = ""
+        try:
+            for event in service.chain().stream(message, history=state["pairs"] or None):
+                if event["type"] == "token":
+                    streamed += event["text"]
+                    chat[-1] = {"role": "assistant", "content": f'<div dir="auto">{html.escape(streamed)}</div>'}
+                    yield chat, "".join(state["sources"]), state, ""
+                else:
+                    answer = event["answer"]
+                    chat[-1] = {"role": "assistant", "content": _answer_html(answer, turn)}
+                    block = "".join(service.passage_html(c, f"src-{turn}-{c.n}") for c in answer.citations)
+                    if block:
+                        question = html.escape(message[:80])
+                        state["sources"].insert(0, f'<div class="turn" dir="auto"><b dir="auto">{question}</b>'
+                                                   f'{block}</div>')
+                    state["pairs"].append((message, answer.answer))
+        except RagError as exc:
+            chat[-1] = {"role": "assistant", "content": f'<div dir="auto">⚠️ {html.escape(str(exc))}</div>'}
+        yield chat, "".join(state["sources"]), state, ""
+
+    def make_brief(date, until, lang, all_articles):
+        from rag.brief import render_markdown
+
+        try:
+            briefing = service.briefing(date, until, lang, all_articles)
+        except RagError as exc:
+            return gr.update(value=f"⚠️ {exc}", rtl=False), None
+        text = render_markdown(briefing)
+        name = f"briefing-{briefing.date_from or 'all'}-{lang}.md"
+        path = Path(tempfile.mkdtemp(prefix="rag-brief-")) / name
+        path.write_text(text, encoding="utf-8")
+        return gr.update(value=text, rtl=lang == "ar"), str(path)
+
+    def upload(files, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 - Gradio's way to show progress
+        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+        try:
+            report = service.ingest(paths, progress=True)
+        except RagError as exc:
+            report = {"error": str(exc)}
+        return json.dumps(report, ensure_ascii=False, indent=1), service.library_rows()
+
+    def remove(article_id):
+        try:
+            message = service.remove(article_id)
+        except RagError as exc:
+            message = f"⚠️ {exc}"
+        return message, service.library_rows()
+
     with gr.Blocks(title="Arabic news QA") as app:
-        gr.Markdown("## Arabic/English news search")
+        gr.Markdown("## Arabic/English news: ask, brief, search")
+        with gr.Tab("Chat"):
+            state = gr.State(None)
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chat = gr.Chatbot(elem_id="chat", height=480, label="Answers cite the articles: click [n]",
+                                      buttons=["copy"])
+                    question = gr.Textbox(label="Question (Arabic or English)", elem_id="question",
+                                          placeholder="اكتب سؤالك… / Ask a question…")
+                    with gr.Row():
+                        send = gr.Button("Ask", variant="primary", elem_id="ask")
+                        clear = gr.Button("New conversation", elem_id="clear")
+                    gr.Examples(EXAMPLES, inputs=question)
+                with gr.Column(scale=2):
+                    gr.Markdown("### Sources")
+                    sources = gr.HTML(elem_id="sources")
+            for trigger in (question.submit, send.click):
+                trigger(respond, [question, chat, state], [chat, sources, state, question],
+                        concurrency_limit=llm_limit, concurrency_id="llm", api_visibility="undocumented")
+            clear.click(lambda: ([], "", None, ""), None, [chat, sources, state, question],
+                        api_visibility="undocumented")
+        with gr.Tab("Briefing"):
+            with gr.Row():
+                date = gr.Textbox(label="Date (YYYY-MM-DD; empty = latest day)", elem_id="brief-date")
+                until = gr.Textbox(label="Until (optional, for a range)", elem_id="brief-until")
+                lang = gr.Radio(["ar", "en"], value="ar", label="Language")
+                everything = gr.Checkbox(label="All articles")
+            generate = gr.Button("Generate briefing", variant="primary", elem_id="brief-go")
+            briefing = gr.Markdown(elem_id="briefing")
+            download = gr.File(label="Download (Markdown)")
+            generate.click(make_brief, [date, until, lang, everything], [briefing, download],
+                           concurrency_limit=llm_limit, concurrency_id="llm", api_visibility="undocumented")
         with gr.Tab("Search"):
-            question = gr.Textbox(label="Question (Arabic or English)", rtl=False, elem_id="question")
+            query = gr.Textbox(label="Find passages (Arabic or English)", elem_id="search")
             k = gr.Slider(1, 10, value=5, step=1, label="Passages")
             results = gr.HTML()
-            gr.Examples(["كم عدد القتلى في القصف الأمريكي؟", "How many people were killed in the US strike?"],
-                        inputs=question)
-            question.submit(service.search_html, [question, k], results, api_name="retrieve")
+            query.submit(service.search_html, [query, k], results, api_name="retrieve")
         with gr.Tab("Library"):
-            table = gr.Dataframe(headers=["id", "title", "source", "date", "chunks"], interactive=False)
+            table = gr.Dataframe(headers=["id", "title", "source", "date", "chunks"], interactive=False,
+                                 elem_id="library")
+            with gr.Row():
+                files = gr.File(label="Add articles (.txt .md .html .json .jsonl)", file_count="multiple",
+                                file_types=list(UPLOAD_TYPES), elem_id="upload")
+                report = gr.Code(label="Ingest report", language="json", elem_id="ingest-report")
+            with gr.Row():
+                article_id = gr.Textbox(label="Article id to remove", elem_id="remove-id")
+                remove_btn = gr.Button("Remove", variant="stop")
+                removed = gr.Markdown()
+            files.upload(upload, files, [report, table], api_name="ingest", concurrency_limit=1,
+                         concurrency_id="index")
+            remove_btn.click(remove, article_id, [removed, table], concurrency_limit=1, concurrency_id="index",
+                             api_visibility="undocumented")
             gr.Button("Refresh").click(service.library_rows, None, table, api_name="library")
-            app.load(service.library_rows, None, table)
+            app.load(service.library_rows, None, table, api_visibility="undocumented")
+        gr.api(service.ask, api_name="ask", concurrency_limit=llm_limit, concurrency_id="llm")
+        gr.api(service.brief, api_name="brief", concurrency_limit=llm_limit, concurrency_id="llm")
     return app
+
+
+def parse_auth(value: str) -> list[tuple[str, str]] | None:
+    """RAG_AUTH: `user:password`, several separated by commas, or the path of a file of such lines."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    lines = Path(value).read_text(encoding="utf-8").splitlines() if Path(value).is_file() else value.split(",")
+    pairs = []
+    for line in (x.strip() for x in lines):
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            raise BadInput("RAG_AUTH must be user:password (or a file of such lines); got an entry without ':'")
+        pairs.append((user, password))
+    return pairs or None
+
+
+def launch(app, settings: Settings, host: str, port: int, block: bool = True):
+    import gradio as gr
+
+    return app.queue(default_concurrency_limit=4).launch(  # LLM events have their own limit
+
+        server_name=host, server_port=port, css=CSS, head=HEAD, theme=gr.themes.Soft(),
+        auth=parse_auth(settings.auth), max_file_size=f"{settings.ui_max_upload_mb}mb",
+        prevent_thread_lock=not block, quiet=not block)
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network here, and no phoning home
-    import gradio as gr
-
-    build_app(settings).queue(default_concurrency_limit=1).launch(server_name=host, server_port=port,
-                                                                 css=CSS, theme=gr.themes.Soft())
+    settings = settings or Settings()
+    launch(build_app(settings), settings, host, port)

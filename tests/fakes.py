@@ -59,3 +59,52 @@ class QueueLLM:
             raise reply
         for i in range(0, len(reply), 7):  # stream in pieces, as a server does
             yield reply[i:i + 7]
+
+
+class ExtractiveLLM:
+    """A chat model that "answers" by quoting the passage sentence sharing most words with the question, with
+    its citation, and refuses when none shares any: answers get worse exactly when retrieval does."""
+
+    name = "fake:extractive"
+
+    def __init__(self, refusal: str = "لا تذكر المقالات ذلك."):
+        self.refusal = refusal
+        self.calls = 0
+
+    def stream(self, messages, max_tokens=None):
+        import re
+
+        self.calls += 1
+        prompt = messages[-1]["content"]
+        question = prompt.rsplit("\n", 1)[-1]
+        asked = set(tokenize_for_search(question))
+        best, best_overlap = None, 0
+        for n, text in re.findall(r"^\[(\d+)\] \([^)]*\) (.+)$", prompt, flags=re.M):
+            for sentence in re.split(r"(?<=[.!?؟…])\s+", text):
+                overlap = len(asked & set(tokenize_for_search(sentence)))
+                if overlap > best_overlap:
+                    best, best_overlap = f"{sentence.rstrip('.…')} [{n}].", overlap
+        yield best or self.refusal
+
+
+class SummaryLLM:
+    """A chat model that "summarises" a briefing prompt: a headline line, then the first words of each numbered
+    passage with its citation; a combining prompt gets its partial summaries joined. Records each prompt."""
+
+    name = "fake:summary"
+
+    def __init__(self, headline: str = "عنوان الخبر"):
+        self.headline = headline
+        self.prompts: list[str] = []
+
+    def stream(self, messages, max_tokens=None):
+        import re
+
+        prompt = messages[-1]["content"]
+        self.prompts.append(prompt)
+        passages = re.findall(r"^\[(\d+)\] \([^)]*\) (.+)$", prompt, flags=re.M)
+        if passages:
+            body = " ".join(f"{' '.join(text.split()[:8])} [{n}]." for n, text in passages)
+        else:
+            body = " ".join(re.findall(r"^- (.+)$", prompt, flags=re.M))
+        yield f"{self.headline}\n{body}"

@@ -1,27 +1,117 @@
+import json
+import socket
+
+import pytest
+
+from rag.cli import main
 from rag.settings import Settings
-from rag.ui import SearchService
+from rag.ui import Service, build_app, launch, parse_auth
+from tests.fakes import ExtractiveLLM, SummaryLLM
+
+QUESTION = "كم ساعة أمهلت عصائب أهل الحق الحكومة؟"
 
 
-def test_search_html_sets_direction_and_escapes(tmp_path, fake_models, seeds_dir, monkeypatch):
-    from rag.cli import main
-
+@pytest.fixture
+def service(tmp_path, fake_models, seeds_dir, monkeypatch):
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
     assert main(["ingest", str(seeds_dir), "--json"]) == 0
-    service = SearchService(Settings())
+    settings = Settings(answer_min_score_ar=0.0, answer_min_score_en=0.0, cache_dir=tmp_path / "cache")
+    return Service(settings, embedder=fake_models, llm=ExtractiveLLM())
+
+
+def test_search_html_sets_direction_and_escapes(service):
     page = service.search_html("القصف الأمريكي", 2)
     assert page.count('class="passage" dir="auto"') == 2 and "&quot;" in page
     assert len(service.library_rows()) == 5
 
 
-def test_missing_index_is_a_message_in_the_page(tmp_path, fake_models):
-    service = SearchService(Settings(index_dir=tmp_path / "none"))
+def test_missing_index_is_a_message_not_a_traceback(tmp_path, fake_models):
+    service = Service(Settings(index_dir=tmp_path / "none"), embedder=fake_models, llm=ExtractiveLLM())
     assert "rag ingest seeds/" in service.search_html("سؤال")
     assert service.library_rows() == []
+    assert "rag ingest seeds/" in service.ask(QUESTION)["error"]
+    assert "rag ingest seeds/" in service.brief()
 
 
-def test_empty_question_is_a_message(tmp_path, fake_models, seeds_dir, monkeypatch):
-    from rag.cli import main
+def test_ask_returns_the_answer_with_citations_and_the_passage_is_highlighted(service):
+    result = service.ask(QUESTION)
+    assert "48" in result["answer"] and "[1]" in result["answer"]
+    [citation] = result["citations"]
+    assert citation["article_id"] == "004_11e11d9def2c09fb"
+    from rag.records import Citation
 
-    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
-    main(["ingest", str(seeds_dir), "--json"])
-    assert "empty" in SearchService(Settings()).search_html("  ")
+    page = service.passage_html(Citation(**citation), "src-1-1")
+    assert page.startswith('<details class="source" id="src-1-1" dir="auto">')
+    marked = [part.split("</mark>")[0] for part in page.split("<mark>")[1:]]
+    assert any("48" in m for m in marked) and "".join(marked) != page  # the excerpt, not the whole chunk
+
+
+def test_uploads_are_ingested_under_safe_names_and_can_be_removed(service, tmp_path):
+    evil = tmp_path / "evil name;rm.txt"
+    evil.write_text("خبر جديد عن افتتاح جسر في الموصل بطول 300 متر.", encoding="utf-8")
+    binary = tmp_path / "photo.exe"
+    binary.write_bytes(b"\x00\x01")
+    report = service.ingest([str(evil), str(binary)])
+    assert report["added"] == ["evil_name_rm"]
+    assert report["skipped"] == [{"origin": "photo.exe", "reason": "not one of .txt, .md, .html, .htm, .json, .jsonl"}]
+    assert "rag-upload" not in json.dumps(report)  # no server paths leak into the report
+    assert "evil_name_rm" in [row[0] for row in service.library_rows()]
+    assert service.remove("evil_name_rm") == "Removed evil_name_rm."
+    assert "No article" in service.remove("evil_name_rm")
+
+
+def test_auth_setting_accepts_pairs_or_a_file(tmp_path):
+    assert parse_auth("") is None
+    assert parse_auth("ana:secret,bob:pw") == [("ana", "secret"), ("bob", "pw")]
+    users = tmp_path / "users"
+    users.write_text("# editors\nana:secret\n")
+    assert parse_auth(str(users)) == [("ana", "secret")]
+    from rag.errors import BadInput
+
+    with pytest.raises(BadInput, match="user:password"):
+        parse_auth("nopassword")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def running_app(service):
+    service._llm = RoutingLLM()
+    port = free_port()
+    app = build_app(service=service)
+    launch(app, service.settings, "127.0.0.1", port, block=False)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+class RoutingLLM:
+    """Answers questions extractively and briefing prompts with a summary: one fake for the whole app."""
+
+    name = "fake:routing"
+
+    def __init__(self):
+        self.answers, self.briefs = ExtractiveLLM(), SummaryLLM()
+
+    def stream(self, messages, max_tokens=None):
+        target = self.briefs if "briefing" in messages[-1]["content"] or "موجز" in messages[-1]["content"] else \
+            self.answers
+        return target.stream(messages, max_tokens)
+
+
+def test_gradio_client_calls_ask_brief_and_ingest(running_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(running_app, verbose=False)
+    result = client.predict(QUESTION, api_name="/ask")
+    assert "48" in result["answer"] and result["citations"][0]["article_id"] == "004_11e11d9def2c09fb"
+    briefing = client.predict("2021-06-28", "", "en", api_name="/brief")
+    assert briefing.startswith("# News briefing — 2021-06-28") and "## Sources" in briefing
+    assert "لا توجد مقالات بتاريخ 1999-01-01" in client.predict("1999-01-01", "", "ar", api_name="/brief")
+    article = tmp_path / "bridge.txt"
+    article.write_text("افتتح جسر جديد في الموصل.", encoding="utf-8")
+    report, table = client.predict([handle_file(str(article))], api_name="/ingest")
+    assert json.loads(report)["added"] == ["bridge"]

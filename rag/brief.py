@@ -1,0 +1,411 @@
+"""Daily briefings: the day's articles grouped into stories, each summarised in a few cited sentences.
+
+Stories are found by embedding similarity (two articles whose closest passages are at least
+`group_threshold` alike report the same event); each story is summarised from excerpts of its articles, one
+numbered passage per article, and long stories are summarised per batch of articles first and then combined
+(map-reduce), so no prompt goes over the passage budget. Citations and grounding are checked as for answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import date as Date
+from pathlib import Path
+
+import numpy as np
+
+from rag.answer import _CITATION, _CONTROL_TOKENS, Passage, _numbers, ground, is_refusal
+from rag.chunk import split_sentences
+from rag.errors import BadInput
+from rag.prompts import load_prompt
+from rag.records import Article, BriefCitation, Briefing, Flag, Hit, Story
+
+TITLES = {"ar": "الموجز الإخباري", "en": "News briefing"}
+_HEADLINE_PREFIX = re.compile(r"^\s*(?:#+\s*|\*+\s*|(?:العنوان|عنوان|headline|title)\s*[:：]\s*)+", re.I)
+_DUPLICATE_SENTENCE = 0.95  # cosine above which two sentences say the same thing: keep one
+
+
+def _check_date(value: str, name: str) -> str:
+    try:
+        return Date.fromisoformat(value).isoformat()
+    except ValueError as exc:
+        raise BadInput(f"--{name} {value!r} is not a date; use YYYY-MM-DD") from exc
+
+
+def select_articles(articles: list[Article], date: str | None = None, since: str | None = None,
+                    until: str | None = None, all_articles: bool = False) -> tuple[list[Article], str, str, list[str]]:
+    """(chosen articles, date_from, date_to, undated ids). Default: the latest date that has articles.
+    Undated articles are listed, never silently dropped; `--all` briefs them too."""
+    undated = sorted(a.id for a in articles if not a.date)
+    dated = [a for a in articles if a.date]
+    if all_articles:
+        days = sorted(a.date for a in dated)
+        return (sorted(articles, key=lambda a: (a.date or "9999", a.id)), days[0] if days else "",
+                days[-1] if days else "", undated)
+    if date:
+        since = until = _check_date(date, "date")
+    elif since or until:
+        since = _check_date(since, "since") if since else "0000-01-01"
+        until = _check_date(until, "until") if until else "9999-12-31"
+        if since > until:
+            raise BadInput(f"--since {since} is after --until {until}")
+    else:
+        latest = max((a.date for a in dated), default="")
+        since = until = latest
+    chosen = [a for a in dated if since <= a.date <= until]
+    return sorted(chosen, key=lambda a: (a.date, a.id)), since, until, undated
+
+
+def group_stories(store, articles: list[Article], threshold: float) -> list[list[Article]]:
+    """Articles whose closest chunk vectors have cosine >= threshold are one story (single linkage)."""
+    vectors = [np.stack([store.chunk_vector(c.id) for c in store.chunks_of(a.id)]) for a in articles]
+    parent = list(range(len(articles)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(articles)):
+        for j in range(i + 1, len(articles)):
+            if float((vectors[i] @ vectors[j].T).max()) >= threshold:
+                parent[root(j)] = root(i)
+    groups: dict[int, list[Article]] = {}
+    for i, a in enumerate(articles):
+        groups.setdefault(root(i), []).append(a)
+    return list(groups.values())
+
+
+def article_similarity(store, a: str, b: str) -> float:
+    va = np.stack([store.chunk_vector(c.id) for c in store.chunks_of(a)])
+    vb = np.stack([store.chunk_vector(c.id) for c in store.chunks_of(b)])
+    return float((va @ vb.T).max())
+
+
+class Briefer:
+    """Collaborators are passed in: the store (articles, vectors) and a chat model."""
+
+    def __init__(self, store, llm, group_threshold: float = 0.90, passage_words: int = 60, prompt_words: int = 200,
+                 max_tokens: int = 220, cache_dir: Path | None = None, identity: str = "",
+                 progress: Callable[[str], None] | None = None):
+        if not 0.0 <= group_threshold <= 1.0:
+            raise ValueError(f"group_threshold must be between 0 and 1, got {group_threshold}")
+        if passage_words < 10:
+            raise ValueError(f"passage_words must be >= 10, got {passage_words}")
+        if prompt_words < passage_words:
+            raise ValueError(f"prompt_words ({prompt_words}) must hold at least one passage ({passage_words} words)")
+        self.store, self.llm = store, llm
+        self.group_threshold, self.passage_words, self.prompt_words = group_threshold, passage_words, prompt_words
+        self.max_tokens = max_tokens
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.identity = identity
+        self.progress = progress or (lambda message: None)
+        self.prompts = {(task, lang): load_prompt(task, lang) for task in ("brief_story", "brief_reduce")
+                        for lang in ("ar", "en")}
+        self.llm_calls = 0
+
+    @classmethod
+    def from_settings(cls, store, llm, settings, progress=None) -> Briefer:
+        identity = f"{settings.llm_base_url or 'embedded'}|{settings.llm_model}|{settings.llm_temperature}"
+        return cls(store, llm, settings.brief_group_threshold, settings.brief_passage_words,
+                   settings.brief_prompt_words, settings.brief_max_tokens, settings.cache_dir / "briefs", identity,
+                   progress)
+
+    # ---- public API ------------------------------------------------------------------------------------------
+    def brief(self, date: str | None = None, since: str | None = None, until: str | None = None,
+              all_articles: bool = False, lang: str = "ar", use_cache: bool = True) -> Briefing:
+        if lang not in ("ar", "en"):
+            raise BadInput(f"--lang must be ar or en, got {lang!r}")
+        started = time.perf_counter()
+        articles, date_from, date_to, undated = select_articles(self.store.articles(), date, since, until,
+                                                                all_articles)
+        span = date_from if date_from == date_to else f"{date_from} – {date_to}"
+        title = f"{TITLES[lang]} — {span}" if span else TITLES[lang]
+        if not articles:
+            known = sorted({a.date for a in self.store.articles() if a.date})
+            message = (f"لا توجد مقالات بتاريخ {span or 'محدد'}." if lang == "ar" else
+                       f"No articles dated {span or 'at all'}.")
+            hint = f" ({', '.join(known[-5:])})" if known else ""
+            return Briefing(lang=lang, date_from=date_from, date_to=date_to, title=title, undated=undated,
+                            message=message + hint)
+        key = self._cache_key(articles, lang, date_from, date_to, all_articles)
+        cached = self._cache_read(key) if use_cache else None
+        if cached is not None:
+            self.progress("briefing unchanged since last time: served from the cache")
+            return cached
+        groups = group_stories(self.store, articles, self.group_threshold)
+        self.progress(f"{len(articles)} articles in {len(groups)} stories")
+        # Most-covered stories first; among equals, the most recent.
+        groups.sort(key=lambda g: max(a.date or "" for a in g), reverse=True)
+        groups.sort(key=len, reverse=True)  # stable: equal coverage keeps the recent-first order
+        stories = []
+        for i, group in enumerate(groups, start=1):
+            self.progress(f"story {i}/{len(groups)}: {group[0].title[:60]}")
+            stories.append(self._story(group, lang))
+        briefing = Briefing(lang=lang, date_from=date_from, date_to=date_to, title=title,
+                            stories=_renumber(stories), undated=undated,
+                            timings={"total_s": round(time.perf_counter() - started, 2)})
+        self._cache_write(key, briefing)
+        return briefing
+
+    # ---- one story -------------------------------------------------------------------------------------------
+    def _story(self, articles: list[Article], lang: str) -> Story:
+        passages = self._passages(articles)
+        raw = self._summarise(passages, lang)
+        headline, summary = _split_headline(raw)
+        flags: list[Flag] = []
+        used: list[int] = []
+        if summary and not is_refusal(summary):
+            summary, used, _, flags = ground(summary, passages, "", lang)
+        if not used:  # no usable cited summary: say what the articles are, not something uncited
+            flags.append(Flag(kind="fallback", detail="the model gave no cited summary; extractive summary used"))
+            summary, used = _extractive(passages, lang)
+        missing = sorted(set(_numbers(headline)) - set(_numbers(" ".join(p.text for p in passages))))
+        if missing:
+            flags.append(Flag(kind="unsupported_figure", detail=f"{', '.join(missing)} in the headline: {headline}"))
+        # Every article that covers the story is cited, even when the model summarised from fewer.
+        for p in passages:
+            if p.n not in used:
+                outlet = p.hit.source or p.hit.title
+                summary += (f" وأوردت الخبر أيضًا: {outlet} [{p.n}]." if lang == "ar"
+                            else f" Also reported by: {outlet} [{p.n}].")
+                used.append(p.n)
+        by_n = {p.n: p for p in passages}
+        citations = [BriefCitation(n=n, article_id=by_n[n].hit.article_id, title=by_n[n].hit.title,
+                                   source=by_n[n].hit.source, date=by_n[n].hit.date, chunk_id=by_n[n].hit.chunk_id,
+                                   text=by_n[n].text, start=by_n[n].start, end=by_n[n].end) for n in sorted(used)]
+        return Story(headline=headline or articles[0].title, summary=summary.strip(),
+                     article_ids=[a.id for a in articles], citations=citations, flags=flags)
+
+    def _passages(self, articles: list[Article]) -> list[Passage]:
+        """One excerpt per article: its sentences closest to the story's centre, near-duplicates of sentences
+        already chosen from other articles skipped, in reading order, within passage_words."""
+        chunk_ids = [c.id for a in articles for c in self.store.chunks_of(a.id)]
+        centre = np.mean([self.store.chunk_vector(c) for c in chunk_ids], axis=0)
+        chosen_vectors: list[np.ndarray] = []
+        passages = []
+        for n, article in enumerate(articles, start=1):
+            candidates = []  # (score, start, end, vector) with offsets in the article
+            for chunk in self.store.chunks_of(article.id):
+                sentences = self.store.sentences_of(chunk.id)
+                if sentences:
+                    candidates += [(float(v @ centre), chunk.start + s, chunk.start + e, v) for s, e, v in sentences]
+                else:  # no sentence vectors: news leads first
+                    candidates += [(-(chunk.start + s.start), chunk.start + s.start, chunk.start + s.end, None)
+                                   for s in split_sentences(chunk.text)]
+            picked, words = [], 0
+            for _, start, end, vector in sorted(candidates, key=lambda c: -c[0]):
+                if any(start == p[0] for p in picked):
+                    continue  # chunks overlap by a sentence
+                n_words = len(article.text[start:end].split())
+                if picked and words + n_words > self.passage_words:
+                    continue
+                if vector is not None and any(float(vector @ v) > _DUPLICATE_SENTENCE for v in chosen_vectors):
+                    continue
+                picked.append((start, end))
+                words += n_words
+                if vector is not None:
+                    chosen_vectors.append(vector)
+            if not picked:
+                picked = [(0, min(len(article.text), 400))]
+            picked.sort()
+            text = " … ".join(" ".join(article.text[s:e].split()) for s, e in picked)
+            text = " ".join(text.split()[:self.passage_words * 2])
+            chunk = next((c for c in self.store.chunks_of(article.id) if c.start <= picked[0][0] < c.end),
+                         self.store.chunks_of(article.id)[0])
+            hit = Hit(rank=n, chunk_id=chunk.id, article_id=article.id, title=article.title, text=chunk.text,
+                      score=0.0, source=article.source, date=article.date)
+            passages.append(Passage(n, hit, _CONTROL_TOKENS.sub(" ", text), picked[0][0], picked[-1][1]))
+        return passages
+
+    def _summarise(self, passages: list[Passage], lang: str) -> str:
+        """One prompt when the passages fit the budget; otherwise summarise batches that fit (map), then
+        combine the partial summaries, again in batches if they do not fit (reduce)."""
+        if sum(len(p.text.split()) for p in passages) <= self.prompt_words:
+            return self._call("brief_story", lang, passages=_passage_block(passages))
+        partials = [self._call("brief_story", lang, passages=_passage_block(batch))
+                    for batch in _batches(passages, lambda p: len(p.text.split()), self.prompt_words)]
+        partials = [_split_headline(p)[1] or p for p in partials]
+        while True:
+            batches = _batches(partials, lambda s: len(s.split()), self.prompt_words)
+            combined = [self._call("brief_reduce", lang, summaries="\n".join(f"- {s}" for s in batch))
+                        for batch in batches]
+            if len(combined) == 1:
+                return combined[0]
+            partials = [_split_headline(c)[1] or c for c in combined]
+
+    def _call(self, task: str, lang: str, **values: str) -> str:
+        prompt = self.prompts[(task, lang)].render(**values)
+        self.llm_calls += 1
+        return "".join(self.llm.stream([{"role": "user", "content": prompt}], max_tokens=self.max_tokens)).strip()
+
+    # ---- cache -----------------------------------------------------------------------------------------------
+    def _cache_key(self, articles, lang, date_from, date_to, all_articles) -> str:
+        material = {
+            "articles": sorted((a.id, a.content_hash or hashlib.sha256(a.text.encode()).hexdigest())
+                               for a in articles),
+            "lang": lang, "span": [date_from, date_to, all_articles], "llm": self.identity,
+            "settings": [self.group_threshold, self.passage_words, self.prompt_words, self.max_tokens],
+            "prompts": [p.text for p in self.prompts.values()],
+        }
+        return hashlib.sha256(json.dumps(material, ensure_ascii=False).encode()).hexdigest()[:24]
+
+    def _cache_read(self, key: str) -> Briefing | None:
+        path = self.cache_dir / f"{key}.json" if self.cache_dir else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            return Briefing.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValueError:
+            return None  # a damaged cache entry costs a regeneration, nothing more
+
+    def _cache_write(self, key: str, briefing: Briefing) -> None:
+        if not self.cache_dir:
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_dir / f".{key}.tmp"
+        tmp.write_text(briefing.model_dump_json(), encoding="utf-8")
+        tmp.replace(self.cache_dir / f"{key}.json")
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------------
+def _passage_block(passages: list[Passage]) -> str:
+    return "\n".join(f"[{p.n}] ({', '.join(x for x in (p.hit.source, p.hit.date) if x) or p.hit.title}) {p.text}"
+                     for p in passages)
+
+
+def _batches(items: list, size: Callable, budget: int) -> list[list]:
+    batches, current, used = [], [], 0
+    for item in items:
+        if current and used + size(item) > budget:
+            batches.append(current)
+            current, used = [], 0
+        current.append(item)
+        used += size(item)
+    return batches + ([current] if current else [])
+
+
+def _split_headline(raw: str) -> tuple[str, str]:
+    """First line = headline (markdown and labels removed, no citations), the rest = summary, at most
+    four sentences."""
+    lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
+    if not lines:
+        return "", ""
+    headline = _HEADLINE_PREFIX.sub("", _CITATION.sub("", lines[0])).strip(" *#\"'«»:")
+    rest = " ".join(re.sub(r"^[-*•\d.)\s]+(?=\S)", "", line) for line in lines[1:])
+    rest = re.sub(r"^(?:الموجز|الملخص|summary)\s*[:：]\s*", "", rest, flags=re.I)
+    if len(headline.split()) > 20 or (not rest and _CITATION.search(lines[0])):
+        headline, rest = "", " ".join(lines)  # no headline line: the model went straight to the summary
+    spans = split_sentences(rest)
+    if len(spans) > 4:
+        rest = rest[:spans[3].end]
+    return headline, rest.strip()
+
+
+def _extractive(passages: list[Passage], lang: str) -> tuple[str, list[int]]:
+    if lang == "ar":
+        parts = []
+        for p in passages[:3]:
+            first = p.text.split(" … ")[0]
+            parts.append(f"{first.rstrip('.')} [{p.n}].")
+        return " ".join(parts), [p.n for p in passages[:3]]
+    return (" ".join(f"Reported by {p.hit.source or 'an outlet'}"
+                     f"{' on ' + p.hit.date if p.hit.date else ''}: «{p.hit.title}» [{p.n}]." for p in passages),
+            [p.n for p in passages])
+
+
+def _renumber(stories: list[Story]) -> list[Story]:
+    """One number per article across the whole briefing, so the source list at the end is unambiguous."""
+    next_n, out = 1, []
+    for story in stories:
+        mapping = {}
+        for c in story.citations:
+            mapping[c.n] = next_n
+            next_n += 1
+        summary = re.sub(r"\[(\d+)\]", lambda m, mapping=mapping: f"[{mapping.get(int(m.group(1)), m.group(1))}]",
+                         story.summary)
+        citations = [c.model_copy(update={"n": mapping[c.n]}) for c in story.citations]
+        out.append(story.model_copy(update={"summary": summary, "citations": citations}))
+    return out
+
+
+# ---- rendering -------------------------------------------------------------------------------------------------
+_LABELS = {"ar": {"sources": "المصادر", "undated": "مقالات بلا تاريخ", "flags": "تنبيه"},
+           "en": {"sources": "Sources", "undated": "Undated articles", "flags": "Check"}}
+
+
+def _source_line(c: BriefCitation) -> str:
+    return " — ".join(x for x in (c.title, c.source, c.date, c.article_id) if x)
+
+
+def render_markdown(b: Briefing) -> str:
+    labels = _LABELS[b.lang]
+    out = [f"# {b.title}", ""]
+    if b.message:
+        out += [b.message, ""]
+    for story in b.stories:
+        out += [f"## {story.headline}", "", story.summary, ""]
+        out += [f"> ⚠ {labels['flags']}: {f.kind}: {f.detail}" for f in story.flags if f.kind != "fallback"]
+        if any(f.kind != "fallback" for f in story.flags):
+            out.append("")
+    citations = [c for s in b.stories for c in s.citations]
+    if citations:
+        out += [f"## {labels['sources']}", ""] + [f"[{c.n}] {_source_line(c)}" + "  " for c in citations] + [""]
+    if b.undated:
+        out += [f"{labels['undated']}: " + ", ".join(b.undated), ""]
+    return "\n".join(out)
+
+
+def render_html(b: Briefing) -> str:
+    esc = html.escape
+    labels = _LABELS[b.lang]
+    direction = "rtl" if b.lang == "ar" else "ltr"
+
+    def linked(text: str) -> str:
+        return re.sub(r"\[(\d+)\]", r'<a href="#src-\1">[\1]</a>', esc(text))
+
+    body = [f"<h1>{esc(b.title)}</h1>"]
+    if b.message:
+        body.append(f"<p>{esc(b.message)}</p>")
+    for story in b.stories:
+        body.append(f'<section><h2 dir="auto">{esc(story.headline)}</h2><p dir="auto">{linked(story.summary)}</p>')
+        body += [f'<p class="flag" dir="auto">⚠ {esc(f.kind)}: {esc(f.detail)}</p>' for f in story.flags
+                 if f.kind != "fallback"]
+        body.append("</section>")
+    citations = [c for s in b.stories for c in s.citations]
+    if citations:
+        body.append(f"<h2>{labels['sources']}</h2><ol class=sources>")
+        body += [f'<li id="src-{c.n}" dir="auto">[{c.n}] {esc(_source_line(c))}</li>' for c in citations]
+        body.append("</ol>")
+    if b.undated:
+        body.append(f"<p>{labels['undated']}: {esc(', '.join(b.undated))}</p>")
+    return f"""<!doctype html>
+<html lang="{b.lang}" dir="{direction}"><head><meta charset="utf-8"><title>{esc(b.title)}</title><style>
+body{{font-family:"Noto Naskh Arabic","Noto Sans Arabic","Amiri","Segoe UI",Tahoma,sans-serif;max-width:760px;
+margin:2em auto;line-height:1.7;padding:0 1em}} [dir=auto]{{unicode-bidi:plaintext}} a{{text-decoration:none}}
+.flag{{color:#8a6d3b;font-size:.9em}} .sources{{list-style:none;padding:0;font-size:.9em}}
+</style></head><body>
+{chr(10).join(body)}
+</body></html>
+"""
+
+
+def render(b: Briefing, fmt: str) -> str:
+    if fmt == "md":
+        return render_markdown(b)
+    if fmt == "html":
+        return render_html(b)
+    if fmt == "json":
+        data = b.model_dump(include={"lang", "date_from", "date_to", "title", "undated", "message", "timings"})
+        data["stories"] = [{"headline": s.headline, "summary": s.summary, "article_ids": s.article_ids,
+                            "citations": [c.model_dump(include={"n", "article_id", "title", "source", "date"})
+                                          for c in s.citations],
+                            "flags": [f.model_dump() for f in s.flags]} for s in b.stories]
+        return json.dumps(data, ensure_ascii=False, indent=1)
+    raise BadInput(f"--format must be md, html or json, got {fmt!r}")

@@ -1,0 +1,145 @@
+import json
+
+import pytest
+
+from rag.brief import Briefer, render, select_articles
+from rag.chunk import ArabicChunker
+from rag.cli import main
+from rag.errors import BadInput
+from rag.ingest import Ingestor
+from rag.store import FaissStore
+from tests.fakes import QueueLLM, SummaryLLM
+
+STRIKE = ("قصفت طائرات أمريكية مواقع لفصائل مسلحة قرب مدينة القائم على الحدود العراقية السورية فجر الإثنين. "
+          "وقالت وزارة الدفاع الأمريكية إن الضربات استهدفت مخازن أسلحة تستخدمها الفصائل في هجمات بطائرات مسيرة. "
+          "وأعلنت الفصائل مقتل خمسة من عناصرها في القصف.")
+STRIKE_OTHER_OUTLET = ("أعلنت فصائل مسلحة عراقية مقتل خمسة من عناصرها في قصف أمريكي استهدف مواقعها قرب مدينة القائم "
+                       "على الحدود العراقية السورية فجر الإثنين. وقالت وزارة الدفاع الأمريكية إن الضربات استهدفت "
+                       "مخازن أسلحة للفصائل.")
+FLOODS = ("غمرت السيول أحياء واسعة في مدينة جدة بعد أمطار غزيرة استمرت ساعات. ودعت هيئة الأرصاد السكان إلى "
+          "البقاء في منازلهم، فيما أغلقت المدارس أبوابها يوم الأحد.")
+
+
+def _write(folder, name, text, date, source):
+    (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+    (folder / f"{name}.meta.json").write_text(json.dumps({"title": f"title {name}", "date": date, "source": source}))
+
+
+@pytest.fixture
+def day(tmp_path, embedder):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    _write(folder, "strike_a", STRIKE, "2021-06-28", "Outlet A")
+    _write(folder, "strike_b", STRIKE_OTHER_OUTLET, "2021-06-28", "Outlet B")
+    _write(folder, "floods", FLOODS, "2021-06-28", "Outlet C")
+    _write(folder, "older", FLOODS.replace("جدة", "الرياض"), "2021-06-01", "Outlet C")
+    _write(folder, "undated", "مقال بلا تاريخ عن اجتماع وزراء الخارجية العرب في القاهرة لبحث الأزمة.", "", "Outlet D")
+    store = FaissStore(tmp_path / "index", embedder.name)
+    Ingestor(store, embedder, ArabicChunker()).ingest([folder])
+    return store, folder
+
+
+def briefer(store, llm, tmp_path=None, **kwargs):
+    kwargs.setdefault("group_threshold", 0.6)  # the fake embedder's cosines are not e5's
+    return Briefer(store, llm, cache_dir=tmp_path / "cache" if tmp_path else None, **kwargs)
+
+
+def test_two_reports_of_one_event_become_one_story_and_unrelated_ones_stay_apart(day):
+    store, _ = day
+    b = briefer(store, SummaryLLM()).brief(date="2021-06-28")
+    assert [sorted(s.article_ids) for s in b.stories] == [["strike_a", "strike_b"], ["floods"]]
+    assert {c.article_id for c in b.stories[0].citations} == {"strike_a", "strike_b"}  # cites every report
+    assert b.date_from == b.date_to == "2021-06-28" and "older" not in str(b.stories)
+
+
+def test_default_is_the_latest_day_and_undated_articles_are_listed_not_dropped(day):
+    store, _ = day
+    b = briefer(store, SummaryLLM()).brief()
+    assert b.date_from == "2021-06-28" and b.undated == ["undated"]
+    everything = briefer(store, SummaryLLM()).brief(all_articles=True)
+    assert {a for s in everything.stories for a in s.article_ids} == {a.id for a in store.articles()}
+
+
+def test_citations_resolve_to_articles_invalid_ones_are_dropped_and_numbers_are_global(day):
+    store, _ = day
+    llm = QueueLLM("## العنوان: غارة أمريكية\nقصفت طائرات أمريكية مواقع قرب القائم [1]. قتل خمسة [2][9].",
+                   "سيول في جدة\nغمرت السيول أحياء في جدة [1].")
+    b = briefer(store, llm).brief(date="2021-06-28")
+    strike, floods = b.stories
+    assert strike.headline == "غارة أمريكية" and "[9]" not in strike.summary
+    assert any(f.kind == "invalid_citation" for f in strike.flags)
+    assert [c.n for c in strike.citations] == [1, 2] and [c.n for c in floods.citations] == [3]
+    assert "[3]" in floods.summary and floods.citations[0].article_id == "floods"
+    assert floods.citations[0].source == "Outlet C" and floods.citations[0].date == "2021-06-28"
+
+
+def test_unsupported_figures_are_flagged_and_an_uncited_summary_falls_back_to_extracts(day):
+    store, _ = day
+    llm = QueueLLM("غارة\nقتل 12 شخصا في القصف [1].", "سيول\nهذا نص بلا أي مصدر ولا رقم مقطع.")
+    strike, floods = briefer(store, llm).brief(date="2021-06-28").stories
+    assert any(f.kind == "unsupported_figure" and "12" in f.detail for f in strike.flags)
+    assert any(f.kind == "fallback" for f in floods.flags) and "[3]" in floods.summary
+
+
+def test_a_long_story_is_map_reduced_so_no_prompt_exceeds_the_budget(day):
+    store, _ = day
+    llm = SummaryLLM()
+    b = briefer(store, llm, passage_words=30, prompt_words=40).brief(date="2021-06-28")
+    strike = b.stories[0]
+    assert len(llm.prompts) == 4  # two map prompts for the strike (one article each), one combine, one floods
+    for prompt in llm.prompts:
+        passages = [line for line in prompt.splitlines() if line.startswith(("[", "- "))]
+        assert sum(len(line.split()) for line in passages) <= 40 + 10  # budget + the "[n] (outlet, date)" labels
+    assert {c.article_id for c in strike.citations} == {"strike_a", "strike_b"}
+
+
+def test_a_second_request_is_served_from_the_cache_and_a_changed_article_regenerates(day, tmp_path, embedder):
+    store, folder = day
+    llm = SummaryLLM()
+    first = briefer(store, llm, tmp_path).brief(date="2021-06-28")
+    calls = len(llm.prompts)
+    assert briefer(store, llm, tmp_path).brief(date="2021-06-28") == first and len(llm.prompts) == calls
+    (folder / "floods.txt").write_text(FLOODS + " وتوقعت الهيئة تحسن الطقس غدا.", encoding="utf-8")
+    Ingestor(store, embedder, ArabicChunker()).ingest([folder])
+    briefer(store, llm, tmp_path).brief(date="2021-06-28")
+    assert len(llm.prompts) > calls
+
+
+def test_an_empty_day_says_so_plainly_without_calling_the_model(day):
+    store, _ = day
+    b = briefer(store, QueueLLM()).brief(date="2021-06-29", lang="en")
+    assert b.stories == [] and b.message.startswith("No articles dated 2021-06-29")
+    assert "No articles dated 2021-06-29" in render(b, "md")
+
+
+def test_bad_dates_are_actionable():
+    with pytest.raises(BadInput, match="YYYY-MM-DD"):
+        select_articles([], date="28/06/2021")
+    with pytest.raises(BadInput, match="after"):
+        select_articles([], since="2021-07-01", until="2021-06-01")
+
+
+def test_renderings_carry_sources_and_arabic_layout(day):
+    store, _ = day
+    b = briefer(store, SummaryLLM()).brief(date="2021-06-28")
+    md, page, data = render(b, "md"), render(b, "html"), json.loads(render(b, "json"))
+    assert "## المصادر" in md and "[3] title floods — Outlet C — 2021-06-28" in md
+    assert '<html lang="ar" dir="rtl">' in page and 'href="#src-1"' in page and 'id="src-3"' in page
+    assert set(data) >= {"lang", "date_from", "date_to", "title", "stories", "undated"}
+    assert set(data["stories"][0]) >= {"headline", "summary", "citations", "flags"}
+    assert set(data["stories"][0]["citations"][0]) == {"n", "article_id", "title", "source", "date"}
+
+
+def test_brief_command_writes_a_file(tmp_path, monkeypatch, fake_models, seeds_dir, capsys):
+    import rag.llm
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setattr(rag.llm, "make_chat_model", lambda settings: SummaryLLM())
+    assert main(["ingest", str(seeds_dir)]) == 0
+    assert main(["brief", "--all", "--format", "json", "--out", "b.json"]) == 0
+    data = json.loads((tmp_path / "b.json").read_text())
+    seeds = {p.stem for p in seeds_dir.glob("*.txt")}
+    assert {c["article_id"] for s in data["stories"] for c in s["citations"]} == seeds
+    assert main(["brief", "--date", "2021-13-01"]) == 2
+    assert main(["brief", "--date", "2021-06-28", "--all"]) == 2

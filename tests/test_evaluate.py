@@ -1,0 +1,187 @@
+import json
+
+import pytest
+
+from rag.cli import main
+from rag.errors import BadInput
+from rag.evaluate import aggregate, answer_found, compare, load_question_set, score_question
+from rag.records import Answer, Citation, Flag
+from tests.conftest import ROOT
+from tests.fakes import ExtractiveLLM
+
+
+def _answer(text, articles=(), refused=False, dropped=0, flags=()):
+    cits = [Citation(n=i, chunk_id=f"{a}#0", article_id=a, title="t", text="x") for i, a in enumerate(articles, 1)]
+    return Answer(question="q", lang="ar", answer=text, refused=refused, citations=cits, dropped_citations=dropped,
+                  flags=[Flag(kind=f, detail="") for f in flags], timings={"first_token_s": 1.0, "total_s": 2.0})
+
+
+def test_expected_answers_match_after_normalisation():
+    assert answer_found("أمهلت الحكومة ٤٨ ساعة [1].", ["48"])
+    assert answer_found("في البصرة [1]", ["البصره"])
+    assert answer_found("قال جون كِيربي", ["كيربي"])  # diacritics
+    assert answer_found("John KIRBY said", ["Kirby"])
+    assert not answer_found("لا تذكر المقالات ذلك.", ["48"])
+
+
+def test_a_pass_needs_the_fact_a_cited_expected_source_and_valid_citations():
+    q = {"id": "q", "question": "كم؟", "answerable": True, "expect_any": ["48"], "sources": ["a"]}
+    assert score_question(q, _answer("48 ساعة [1].", ["a"]), ["b", "a"])["passed"]
+    assert not score_question(q, _answer("48 ساعة [1].", ["b"]), ["a"])["passed"]
+    assert not score_question(q, _answer("48 ساعة [1].", ["a"], dropped=1), ["a"])["passed"]
+    assert not score_question(q, _answer("لا تذكر المقالات ذلك.", refused=True), ["a"])["passed"]
+    row = score_question(q, _answer("48 [1]", ["a"]), ["b", "b", "a"])
+    assert row["retrieval_hit"] and row["reciprocal_rank"] == 0.5  # ranks count articles, not chunks
+    unanswerable = {"id": "u", "question": "?", "answerable": False}
+    assert score_question(unanswerable, _answer("لا تذكر", refused=True))["passed"]
+    assert not score_question(unanswerable, _answer("باريس [1]", ["a"]))["passed"]
+
+
+def test_english_questions_accept_listed_transliteration_variants():
+    q = {"id": "q", "question": "Who?", "lang": "en", "answerable": True, "expect_any": ["Kirby"],
+         "variants": ["Kerby"], "sources": ["a"]}
+    assert score_question(q, _answer("John Kerby said so [1].", ["a"]), ["a"])["passed"]
+
+
+def test_the_project_question_set_is_well_formed():
+    rows = load_question_set(ROOT / "evals" / "questions.jsonl")
+    assert len(rows) >= 40 and len({r["id"] for r in rows}) == len(rows)
+    assert {r["lang"] for r in rows} == {"ar", "en"}
+    assert any(not r["answerable"] for r in rows) and any(len(r["sources"]) > 1 for r in rows)
+    assert any("inject" in r["id"] for r in rows)
+    seeds = {p.stem for p in (ROOT / "seeds").glob("*.txt")}
+    assert all(set(r["sources"]) <= seeds for r in rows)
+
+
+def test_malformed_line_is_reported_with_its_number_and_unknown_fields_are_kept(tmp_path):
+    path = tmp_path / "set.jsonl"
+    path.write_text(json.dumps({"question": "x", "answerable": False, "topic": "weather"}) + "\n{oops\n")
+    with pytest.raises(BadInput, match=":2: invalid JSON"):
+        load_question_set(path)
+    path.write_text(json.dumps({"question": "x", "answerable": False, "topic": "weather"}) + "\n")
+    assert load_question_set(path)[0]["topic"] == "weather"
+    path.write_text(json.dumps({"question": "x", "answerable": True}) + "\n")
+    with pytest.raises(BadInput, match=":1: .*expect_any"):
+        load_question_set(path)
+
+
+def _run(rows):
+    return {"summary": aggregate(rows), "results": rows}
+
+
+def _rows(passes):
+    q = {"question": "?", "answerable": True, "expect_any": ["48"], "sources": ["a"]}
+    return [score_question({**q, "id": f"q{i}"}, _answer("48 [1]" if ok else "لا", ["a"] if ok else [], not ok),
+                           ["a"]) for i, ok in enumerate(passes)]
+
+
+def test_compare_names_flips_and_gates_on_them():
+    base = _run(_rows([True] * 20))
+    same = compare(_run(_rows([True] * 20)), base, 0.05, 1.0)
+    assert not same["failed"] and same["flipped_to_fail"] == []
+    worse = compare(_run(_rows([True] * 19 + [False])), base, 0.05, 1.0)
+    assert worse["failed"] and worse["flipped_to_fail"] == ["q19"] and not worse["regressions"]  # 5% is tolerated
+    much_worse = compare(_run(_rows([False] * 4 + [True] * 16)), base, 0.05, 1.0)
+    assert any(r.startswith("pass_rate") for r in much_worse["regressions"])
+
+
+def test_compare_judges_a_limited_run_on_the_common_questions():
+    base = _run(_rows([True] * 5 + [False] * 5))
+    limited = _run(_rows([True] * 5))  # the first five only: all passed before too
+    result = compare(limited, base, 0.0, 1.0)
+    assert not result["failed"] and result["compared"] == 5
+
+
+def test_compare_gates_latency_relative_to_the_baseline():
+    base, slow = _run(_rows([True] * 3)), _rows([True] * 3)
+    for r in slow:
+        r["total_s"] = 9.0
+    assert any(r.startswith("total_p50_s") for r in compare(_run(slow), base, 0.05, 1.0)["regressions"])
+
+
+# ---- the command end to end, with fakes: what CI runs on every change --------------------------------------
+FAKE_SET = [
+    {"id": "ar-deadline", "question": "كم ساعة أمهلت عصائب أهل الحق الحكومة؟", "lang": "ar",
+     "expect_any": ["48"], "sources": ["004_11e11d9def2c09fb"], "answerable": True},
+    {"id": "ar-qaim", "question": "قرب أي قضاء أصابت الضربات الأمريكية أهدافها؟", "lang": "ar",
+     "expect_any": ["القائم"], "sources": ["000_ad9f9cb34ae7b81f"], "answerable": True},
+    {"id": "out-of-scope", "question": "What is the capital of France?", "lang": "en", "answerable": False},
+]
+
+
+@pytest.fixture
+def fake_eval(tmp_path, monkeypatch, fake_models, seeds_dir):
+    import rag.llm
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("RAG_ANSWER_MIN_SCORE_AR", "0")  # the fake embedder's cosines are not e5's
+    monkeypatch.setenv("RAG_ANSWER_MIN_SCORE_EN", "0")
+    monkeypatch.setenv("RAG_EVAL_LATENCY_TOLERANCE", "1000")  # fakes answer in microseconds: no latency gate
+    monkeypatch.setattr(rag.llm, "make_chat_model", lambda settings: ExtractiveLLM())
+    assert main(["ingest", str(seeds_dir)]) == 0
+    qset = tmp_path / "set.jsonl"
+    qset.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in FAKE_SET), encoding="utf-8")
+    return qset
+
+
+def test_eval_writes_results_and_report_and_accepts_a_baseline(fake_eval, tmp_path, capsys):
+    assert main(["eval", "--set", str(fake_eval), "--accept", "--baseline", "base.json", "--out", "out"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [q["id"] for q in FAKE_SET] and all(r["passed"] for r in rows)
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "data:image/png;base64," in report and "ar-deadline" in report
+    assert json.loads((tmp_path / "base.json").read_text())["summary"]["pass_rate"] == 1.0
+    capsys.readouterr()
+    assert main(["eval", "--set", str(fake_eval), "--baseline", "base.json", "--out", "out", "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["comparison"]["failed"] is False and run["by_lang"]["ar"]["n"] == 2
+
+
+def test_a_broken_retriever_fails_the_gate_and_names_the_flipped_questions(fake_eval, monkeypatch, capsys):
+    from rag.retrieve import HybridRetriever
+
+    assert main(["eval", "--set", str(fake_eval), "--accept", "--baseline", "base.json", "--out", "out"]) == 0
+    real = HybridRetriever.retrieve
+
+    def worst_first(self, question, k=5, **kwargs):  # the deliberately broken retriever
+        return list(reversed(real(self, question, k=50, **kwargs)))[:k]
+
+    monkeypatch.setattr(HybridRetriever, "retrieve", worst_first)
+    capsys.readouterr()
+    assert main(["eval", "--set", str(fake_eval), "--baseline", "base.json", "--out", "out"]) == 1
+    out = capsys.readouterr().out
+    assert "pass -> FAIL  ar-deadline" in out and "WORSE than the baseline" in out
+
+
+def test_a_missing_or_bad_baseline_is_an_actionable_error(fake_eval, tmp_path, capsys):
+    assert main(["eval", "--set", str(fake_eval), "--baseline", "nope.json"]) == 2
+    assert "rag eval --accept" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["eval", "--set", str(fake_eval), "--baseline", "bad.json"]) == 2
+
+
+def test_the_judge_grades_answers_with_json_verdicts():
+    from rag.evaluate import Judge
+    from tests.fakes import QueueLLM
+
+    judge = Judge(QueueLLM('Sure: {"faithful": 1, "correct": 0}', "no idea"))
+    q = {"id": "q", "question": "كم؟", "expect_any": ["48"]}
+    assert judge.grade(q, _answer("48 [1]", ["a"])) == {"faithful": True, "correct": False}
+    assert "error" in judge.grade(q, _answer("48 [1]", ["a"]))
+
+
+FAKE_BASELINE = ROOT / "evals" / "baseline-fakes.json"
+
+
+def test_fast_eval_of_the_seed_set_with_fakes_passes_its_committed_baseline(fake_eval, capsys):
+    """CI's eval on every change: the project's whole question set through the real chain (chunking, retrieval,
+    excerpts, checks) with the fake embedder and extractive LLM, gated on evals/baseline-fakes.json.
+    After an intended change, accept a new one: `RAG_ACCEPT_FAKE_BASELINE=1 make test-unit`."""
+    import os
+
+    qset = str(ROOT / "evals" / "questions.jsonl")
+    if os.environ.get("RAG_ACCEPT_FAKE_BASELINE"):
+        assert main(["eval", "--set", qset, "--accept", "--baseline", str(FAKE_BASELINE), "--out", "out"]) == 0
+    code = main(["eval", "--set", qset, "--baseline", str(FAKE_BASELINE), "--out", "out"])
+    assert code == 0, capsys.readouterr().out
