@@ -8,7 +8,7 @@ E5     := .models/multilingual-e5-small/RAG_VERSION
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
 
-.PHONY: setup run index test test-integration bench lint clean
+.PHONY: setup run index test test-unit test-integration browser eval brief bench lint clean
 
 setup: $(STAMP) models
 
@@ -29,15 +29,33 @@ index: setup
 run: index
 	$(BIN)/rag serve --host $(HOST) --port $(PORT)
 
-test: setup
+# Unit tests (with the fast eval gated on evals/baseline-fakes.json and the browser test), then the integration
+# tests on the real models.
+test: setup browser
 	$(BIN)/pytest -q
 	$(BIN)/pytest -q -m integration
 
-test-unit: setup
+test-unit: setup browser
 	$(BIN)/pytest -q
 
 test-integration: setup
 	$(BIN)/pytest -q -m integration
+
+# Debian's chromium for the browser test (Playwright drives it; no browser download). Needs root or sudo;
+# without it the browser test skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	  echo "warning: could not install Debian's chromium; the browser test will be skipped"; }
+
+# Regression evaluation of the seed question set on the real models, gated on evals/baseline.json.
+eval: index
+	$(BIN)/rag eval
+
+brief: index
+	$(BIN)/rag brief --lang ar --format md
 
 bench: setup
 	$(BIN)/rag bench retrieval

@@ -274,6 +274,11 @@ def cmd_bench(args) -> int:
             settings.data_dir = Path(args.data)
         run_answer_bench(settings, Path(args.set), args.xquad, not args.no_baseline, args.limit, args.json)
         return 0
+    if args.what == "brief":
+        from rag.bench_brief import run_brief_bench
+
+        run_brief_bench(settings, Path("seeds"), Path("evals/same_event"), args.json)
+        return 0
     run_retrieval_bench(settings, data_dir=Path(args.data) if args.data else settings.data_dir,
                         as_json=args.json, limit=args.limit)
     return 0
@@ -442,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("bench", help="benchmarks that print figures")
-    s.add_argument("what", choices=["retrieval", "answer"])
+    s.add_argument("what", choices=["retrieval", "answer", "brief"])
     s.add_argument("--set", default="evals/questions.jsonl", help="answer: the question set")
     s.add_argument("--xquad", type=int, default=20, help="answer: XQuAD questions to add (0 for none)")
     s.add_argument("--no-baseline", action="store_true", help="answer: skip llama-index's CitationQueryEngine")

@@ -66,10 +66,11 @@ class Settings(BaseSettings):
     answer_min_score_ar: float = Field(0.80, ge=0.0, le=1.0)
     answer_min_score_en: float = Field(0.75, ge=0.0, le=1.0)
 
-    # Briefings: two articles whose closest passages have at least this cosine report the same story
-    # (tuned with `rag bench brief`); a story prompt holds at most brief_prompt_words words of passages,
-    # longer stories are summarised per article first, then combined (map-reduce).
-    brief_group_threshold: float = Field(0.90, ge=0.0, le=1.0)
+    # Briefings: two articles whose leads have at least this cosine, published within brief_group_days of each
+    # other, report the same story (tuned with `rag bench brief`); a story prompt holds at most
+    # brief_prompt_words words of passages, longer stories are summarised per batch first, then combined.
+    brief_group_threshold: float = Field(0.96, ge=0.0, le=1.0)
+    brief_group_days: int = Field(3, ge=0)
     brief_passage_words: int = Field(60, ge=10)
     brief_prompt_words: int = Field(200, ge=30)
     brief_max_tokens: int = Field(220, ge=32, le=4096)

@@ -62,23 +62,32 @@ def test_default_is_the_latest_day_and_undated_articles_are_listed_not_dropped(d
 
 def test_citations_resolve_to_articles_invalid_ones_are_dropped_and_numbers_are_global(day):
     store, _ = day
-    llm = QueueLLM("## العنوان: غارة أمريكية\nقصفت طائرات أمريكية مواقع قرب القائم [1]. قتل خمسة [2][9].",
-                   "سيول في جدة\nغمرت السيول أحياء في جدة [1].")
+    llm = QueueLLM("## العنوان: غارة أمريكية قرب القائم\nقصفت طائرات أمريكية مواقع قرب مدينة القائم [1]. "
+                   "وأعلنت الفصائل مقتل خمسة من عناصرها [3][9].",
+                   "سيول في جدة\nغمرت السيول أحياء واسعة في مدينة جدة [1].")
     b = briefer(store, llm).brief(date="2021-06-28")
     strike, floods = b.stories
-    assert strike.headline == "غارة أمريكية" and "[9]" not in strike.summary
+    assert strike.headline == "غارة أمريكية قرب القائم" and "[9]" not in strike.summary
     assert any(f.kind == "invalid_citation" for f in strike.flags)
-    assert [c.n for c in strike.citations] == [1, 2] and [c.n for c in floods.citations] == [3]
-    assert "[3]" in floods.summary and floods.citations[0].article_id == "floods"
-    assert floods.citations[0].source == "Outlet C" and floods.citations[0].date == "2021-06-28"
+    numbers = [c.n for s in b.stories for c in s.citations]
+    assert numbers == list(range(1, len(numbers) + 1))  # one numbering for the whole briefing
+    assert {c.article_id for c in strike.citations} == {"strike_a", "strike_b"}
+    [flood] = floods.citations
+    assert f"[{flood.n}]" in floods.summary and flood.article_id == "floods" and "السيول" in flood.text
+    assert flood.source == "Outlet C" and flood.date == "2021-06-28"
 
 
-def test_unsupported_figures_are_flagged_and_an_uncited_summary_falls_back_to_extracts(day):
+def test_unsupported_sentences_and_figures_are_caught_and_an_uncited_summary_falls_back(day):
     store, _ = day
-    llm = QueueLLM("غارة\nقتل 12 شخصا في القصف [1].", "سيول\nهذا نص بلا أي مصدر ولا رقم مقطع.")
+    llm = QueueLLM("غارة\nقصفت طائرات أمريكية مواقع قرب مدينة القائم وقتلت 12 شخصا [1]. "
+                   "وسقطت ثلوج كثيفة على جبال الألب السويسرية أمس [2].",
+                   "مقتل رئيس الوزراء\nهذا نص بلا أي مصدر ولا رقم مقطع.")
     strike, floods = briefer(store, llm).brief(date="2021-06-28").stories
     assert any(f.kind == "unsupported_figure" and "12" in f.detail for f in strike.flags)
-    assert any(f.kind == "fallback" for f in floods.flags) and "[3]" in floods.summary
+    assert any(f.kind == "unsupported_sentence" and "الألب" in f.detail for f in strike.flags)
+    assert "الألب" not in strike.summary
+    assert any(f.kind == "fallback" for f in floods.flags) and "السيول" in floods.summary
+    assert floods.headline == "title floods"  # an invented headline gives way to the article's own title
 
 
 def test_a_long_story_is_map_reduced_so_no_prompt_exceeds_the_budget(day):
@@ -123,8 +132,9 @@ def test_renderings_carry_sources_and_arabic_layout(day):
     store, _ = day
     b = briefer(store, SummaryLLM()).brief(date="2021-06-28")
     md, page, data = render(b, "md"), render(b, "html"), json.loads(render(b, "json"))
-    assert "## المصادر" in md and "[3] title floods — Outlet C — 2021-06-28" in md
-    assert '<html lang="ar" dir="rtl">' in page and 'href="#src-1"' in page and 'id="src-3"' in page
+    last = b.stories[-1].citations[-1].n
+    assert "## المصادر" in md and f"[{last}] title floods — Outlet C — 2021-06-28" in md
+    assert '<html lang="ar" dir="rtl">' in page and 'href="#src-1"' in page and f'id="src-{last}"' in page
     assert set(data) >= {"lang", "date_from", "date_to", "title", "stories", "undated"}
     assert set(data["stories"][0]) >= {"headline", "summary", "citations", "flags"}
     assert set(data["stories"][0]["citations"][0]) == {"n", "article_id", "title", "source", "date"}
@@ -143,3 +153,18 @@ def test_brief_command_writes_a_file(tmp_path, monkeypatch, fake_models, seeds_d
     assert {c["article_id"] for s in data["stories"] for c in s["citations"]} == seeds
     assert main(["brief", "--date", "2021-13-01"]) == 2
     assert main(["brief", "--date", "2021-06-28", "--all"]) == 2
+
+
+def test_citations_move_after_their_sentence_and_copied_outlet_labels_go():
+    from rag.brief import _tidy_claim
+
+    assert _tidy_claim("[1] قصفت طائرات أمريكية مواقع قرب القائم.", set()) == "قصفت طائرات أمريكية مواقع قرب القائم [1]."
+    assert _tidy_claim("ترا عراق - تتواصل تداعيات القصف [2].", {"ترا عراق"}) == "تتواصل تداعيات القصف [2]."
+    assert _tidy_claim("قال الكاظمي: نحن مستعدون [1].", {"الجزيره"}) == "قال الكاظمي: نحن مستعدون [1]."
+
+
+def test_a_sentence_the_model_repeats_is_kept_once():
+    from rag.brief import _tidy_claim
+
+    looped = "رفضت الكتائب بشدة أي وساطات لإيقاف العمليات " * 3 + "[3]."
+    assert _tidy_claim(looped, set()) == "رفضت الكتائب بشدة أي وساطات لإيقاف العمليات [3]."
