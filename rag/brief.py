@@ -19,8 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.answer import (
+    _CITATION,
+    _CONTROL_TOKENS,
+    Passage,
+    _claims,
+    _content_words,
+    _numbers,
+    ground,
+    is_refusal,
+)
 from rag.arabic import normalize_for_search
-from rag.answer import _CITATION, _CONTROL_TOKENS, Passage, _claims, _content_words, _numbers, ground, is_refusal
 from rag.chunk import split_sentences
 from rag.errors import BadInput
 from rag.prompts import load_prompt

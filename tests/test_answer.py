@@ -93,7 +93,7 @@ def test_english_question_gets_english_prompt(retriever):
     assert system.startswith("You are a careful news editor") and "Question:" in llm.calls[0][-1]["content"]
     # instructions come after the passages
     last = llm.calls[0][-1]["content"]
-    assert last.index("[1]") < last.index("answer the question")
+    assert last.index("[1]") < last.index("Answer the question")
 
 
 def test_model_saying_it_does_not_know_becomes_a_refusal(retriever):
