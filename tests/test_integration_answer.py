@@ -54,3 +54,30 @@ def test_out_of_scope_question_is_refused(chain):
 def test_instructions_inside_an_article_are_not_obeyed(chain):
     answer = chain.ask("ماذا افتتحت بلدية الموصل؟")
     assert "اختراق" not in answer.answer
+
+
+def test_briefing_of_one_day_on_the_real_model_cites_that_days_article(chain):
+    from rag.brief import Briefer
+
+    briefer = Briefer(chain.retriever.store, chain.llm)
+    b = briefer.brief(date="2021-06-28", lang="ar")
+    assert [s.article_ids for s in b.stories] == [["000_ad9f9cb34ae7b81f"]]
+    [story] = b.stories
+    assert story.headline and story.citations and all(c.article_id == "000_ad9f9cb34ae7b81f" for c in story.citations)
+    assert all(f.kind != "invalid_citation" for f in story.flags)
+
+
+def test_story_grouping_on_real_vectors_joins_second_reports_and_keeps_events_apart(tmp_path):
+    """The tuned threshold on e5 vectors: the two second reports in evals/same_event join their seed
+    article; no two seed articles (different events) are joined."""
+    from rag.bench_brief import grouping_figures
+    from tests.conftest import ROOT
+
+    settings = Settings()
+    embedder = make_embedder(settings)
+    store = FaissStore(tmp_path / "idx", embedder.name)
+    Ingestor.from_settings(store, embedder, settings).ingest([ROOT / "seeds", ROOT / "evals" / "same_event"])
+    figures = grouping_figures(store, ROOT / "evals" / "same_event" / "pairs.json", settings.brief_group_threshold,
+                               settings.brief_group_days)
+    assert figures["same_event_grouped"] == figures["same_event_pairs"] == 2
+    assert figures["different_grouped"] == 0

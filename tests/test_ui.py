@@ -115,3 +115,47 @@ def test_gradio_client_calls_ask_brief_and_ingest(running_app, tmp_path):
     article.write_text("افتتح جسر جديد في الموصل.", encoding="utf-8")
     report, table = client.predict([handle_file(str(article))], api_name="/ingest")
     assert json.loads(report)["added"] == ["bridge"]
+
+
+class CountingLLM(ExtractiveLLM):
+    """Records how many generations run at once; each takes a little while, as a real one does."""
+
+    def __init__(self):
+        super().__init__()
+        import threading
+
+        self.lock, self.running, self.peak = threading.Lock(), 0, 0
+
+    def stream(self, messages, max_tokens=None):
+        import time
+
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            time.sleep(0.05)
+            yield from super().stream(messages, max_tokens)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_twenty_readers_at_once_are_queued_one_generation_at_a_time(service):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    llm = service._llm = CountingLLM()
+    port = free_port()
+    app = build_app(service=service)
+    launch(app, service.settings, "127.0.0.1", port, block=False)
+    try:
+        def one(_):
+            return Client(f"http://127.0.0.1:{port}/", verbose=False).predict(QUESTION, api_name="/ask")
+
+        with ThreadPoolExecutor(20) as pool:
+            results = list(pool.map(one, range(20)))
+    finally:
+        app.close()
+    assert all("48" in r["answer"] for r in results) and len(results) == 20
+    assert llm.peak == 1  # RAG_UI_LLM_CONCURRENCY=1: queued, never two generations at once
