@@ -185,3 +185,30 @@ def test_fast_eval_of_the_seed_set_with_fakes_passes_its_committed_baseline(fake
         assert main(["eval", "--set", qset, "--accept", "--baseline", str(FAKE_BASELINE), "--out", "out"]) == 0
     code = main(["eval", "--set", qset, "--baseline", str(FAKE_BASELINE), "--out", "out"])
     assert code == 0, capsys.readouterr().out
+
+
+def test_xquad_mode_scores_the_same_metrics_beside_the_seed_set(fake_eval, tmp_path, capsys):
+    from tests.test_bench import _tiny_xquad
+
+    xquad = _tiny_xquad(tmp_path / "data") / "xquad"  # XQuAD's format, in miniature
+    assert main(["eval", "--set", str(fake_eval), "--xquad", str(xquad), "--limit", "4", "--no-baseline",
+                 "--json", "--out", "out"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["xquad"]["summary"]["n"] >= 2 and set(run["xquad"]["by_lang"]) == {"ar", "en"}
+    assert run["xquad"]["summary"]["retrieval_hit_at_k"] is not None and run["summary"]["n"] == 3
+
+
+def test_judge_option_adds_judge_metrics(fake_eval, monkeypatch, capsys):
+    import rag.evaluate
+
+    class AlwaysFaithful:
+        def __init__(self, llm):
+            pass
+
+        def grade(self, q, answer):
+            return {"faithful": True, "correct": True}
+
+    monkeypatch.setattr(rag.evaluate, "Judge", AlwaysFaithful)
+    assert main(["eval", "--set", str(fake_eval), "--judge", "--no-baseline", "--json", "--out", "out"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["judge_graded"] == 2 and summary["judge_faithfulness"] == 1.0
