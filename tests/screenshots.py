@@ -41,12 +41,14 @@ def main() -> int:
         page.goto(f"http://127.0.0.1:{port}/")
         ask_and_open_citation(page, "كم ساعة أمهلت عصائب أهل الحق الحكومة؟", DOCS / "chat-ar.png")
         page.locator("#clear").click()
+        page.wait_for_function("document.querySelectorAll('#chat .answer').length == 0")
         ask_and_open_citation(page, "How many people were killed in the US strike on the Iraqi border?",
                               DOCS / "chat-en.png")
         page.get_by_role("tab", name="Briefing").click()
         page.locator("#brief-date textarea, #brief-date input").first.fill("2021-07-10")
         page.locator("#brief-go").click()
         page.locator("#briefing h2").first.wait_for(timeout=180_000)
+        page.wait_for_timeout(3000)  # the download link comes last; let the page settle
         page.screenshot(path=str(DOCS / "briefing.png"))
         browser.close()
     app.close()
