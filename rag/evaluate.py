@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.arabic import normalize_for_search
-from rag.errors import BadInput, RagError
+from rag.errors import BadInput, LLMUnavailable, RagError
 
 # Aggregate metrics the gate watches: name -> True when higher is better.
 QUALITY_METRICS = {
@@ -83,7 +83,9 @@ def score_question(q: dict, answer=None, retrieved_articles: list[str] | None = 
     correct = bool(q["answerable"] and not refused and answer_found(text, accepted))
     cites_source = bool(not refused and (not sources or any(a in sources for a in cited)))
     citations_valid = answer is None or answer.dropped_citations == 0
-    if q["answerable"]:
+    if error:
+        passed = False  # a question the chain could not answer is never a pass, not even a "refusal"
+    elif q["answerable"]:
         passed = correct and cites_source and citations_valid
     else:
         passed = refused
@@ -158,6 +160,8 @@ def run_questions(chain, questions: list[dict], k: int = 5,
         try:
             answer = chain.ask(q["question"])
             row = score_question(q, answer, retrieved)
+        except LLMUnavailable:
+            raise  # every question would fail the same way: one clear error, not a run of failures
         except RagError as exc:
             answer, row = None, score_question(q, None, retrieved, error=str(exc))
         if judge is not None and answer is not None and not answer.refused:

@@ -212,3 +212,17 @@ def test_judge_option_adds_judge_metrics(fake_eval, monkeypatch, capsys):
     assert main(["eval", "--set", str(fake_eval), "--judge", "--no-baseline", "--json", "--out", "out"]) == 0
     summary = json.loads(capsys.readouterr().out)["summary"]
     assert summary["judge_graded"] == 2 and summary["judge_faithfulness"] == 1.0
+
+
+def test_a_failed_question_never_passes_and_an_unreachable_llm_stops_the_run(fake_eval, monkeypatch, capsys):
+    import rag.llm
+    from rag.errors import LLMUnavailable, RagError
+    from tests.fakes import QueueLLM
+
+    unanswerable = {"id": "u", "question": "?", "answerable": False}
+    assert not score_question(unanswerable, None, error="boom")["passed"]
+    monkeypatch.setattr(rag.llm, "make_chat_model", lambda settings: QueueLLM(
+        *[LLMUnavailable("cannot reach the LLM at http://127.0.0.1:9: check RAG_LLM_BASE_URL")] * 3))
+    assert main(["eval", "--set", str(fake_eval), "--no-baseline", "--out", "out"]) == 1
+    assert "RAG_LLM_BASE_URL" in capsys.readouterr().err
+    assert issubclass(LLMUnavailable, RagError)

@@ -159,3 +159,13 @@ def test_twenty_readers_at_once_are_queued_one_generation_at_a_time(service):
         app.close()
     assert all("48" in r["answer"] for r in results) and len(results) == 20
     assert llm.peak == 1  # RAG_UI_LLM_CONCURRENCY=1: queued, never two generations at once
+
+
+def test_an_unreachable_llm_is_a_message_for_the_reader(service):
+    from rag.errors import LLMUnavailable
+    from tests.fakes import QueueLLM
+
+    down = LLMUnavailable("cannot reach the LLM endpoint: check RAG_LLM_BASE_URL")
+    service._llm = QueueLLM(down, down)
+    assert "RAG_LLM_BASE_URL" in service.ask(QUESTION)["error"]
+    assert "RAG_LLM_BASE_URL" in service.brief("2021-06-28")
