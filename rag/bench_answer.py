@@ -10,7 +10,14 @@ import time
 from pathlib import Path
 
 from rag.errors import RagError
-from rag.evaluate import aggregate, load_question_set, run_questions, score_question, xquad_questions
+from rag.evaluate import (
+    aggregate,
+    load_question_set,
+    run_questions,
+    score_question,
+    xquad_chain,
+    xquad_questions,
+)
 from rag.records import Answer, Citation
 
 
@@ -75,11 +82,8 @@ def format_report(results: dict) -> str:
 
 def run_answer_bench(settings, question_set: Path, xquad: int, baseline: bool, limit: int | None,
                      as_json: bool, out=sys.stdout) -> dict:
-    import tempfile
-
     from rag.answer import AnswerChain
     from rag.embed import make_embedder
-    from rag.ingest import Ingestor
     from rag.llm import make_chat_model
     from rag.retrieve import HybridRetriever
     from rag.store import FaissStore
@@ -102,18 +106,12 @@ def run_answer_bench(settings, question_set: Path, xquad: int, baseline: bool, l
             retriever, llm, seed_questions, settings.answer_k, progress)[0]
     if xquad:
         articles, qs = xquad_questions(settings.data_dir, xquad)
-        with tempfile.TemporaryDirectory(prefix="rag-bench-answer-") as tmp:
-            src = Path(tmp) / "xquad.jsonl"
-            src.write_text("\n".join(json.dumps(a, ensure_ascii=False) for a in articles))
-            x_store = FaissStore(Path(tmp) / "index", embedder.name)
-            Ingestor.from_settings(x_store, embedder, settings).ingest([src])
-            x_retriever = HybridRetriever.from_settings(x_store, embedder, settings)
-            x_chain = AnswerChain.from_settings(x_retriever, llm, settings)
+        with xquad_chain(settings, embedder, llm, articles) as x_chain:
             name = f"XQuAD sample ({len(qs)} questions over {len(articles)} paragraphs)"
             results[name] = {"rag answer chain": run_chain(x_chain, qs, progress)[0]}
             if baseline:
                 results[name]["llama-index CitationQueryEngine"] = run_citation_query_engine(
-                    x_retriever, llm, qs, settings.answer_k, progress)[0]
+                    x_chain.retriever, llm, qs, settings.answer_k, progress)[0]
     if as_json:
         out.write(json.dumps(results, ensure_ascii=False) + "\n")
     else:

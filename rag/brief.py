@@ -32,6 +32,7 @@ from rag.answer import (
 from rag.arabic import normalize_for_search
 from rag.chunk import split_sentences
 from rag.errors import BadInput
+from rag.files import write_text_atomic
 from rag.prompts import load_prompt
 from rag.records import Article, BriefCitation, Briefing, Flag, Hit, Story
 
@@ -307,10 +308,7 @@ class Briefer:
     def _cache_write(self, key: str, briefing: Briefing) -> None:
         if not self.cache_dir:
             return
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_dir / f".{key}.tmp"
-        tmp.write_text(briefing.model_dump_json(), encoding="utf-8")
-        tmp.replace(self.cache_dir / f"{key}.json")
+        write_text_atomic(self.cache_dir / f"{key}.json", briefing.model_dump_json())
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------

@@ -286,6 +286,7 @@ def cmd_bench(args) -> int:
 
 def cmd_brief(args) -> int:
     from rag.brief import Briefer, render
+    from rag.files import write_text_atomic
     from rag.llm import make_chat_model
 
     settings = _settings(args)
@@ -298,11 +299,7 @@ def cmd_brief(args) -> int:
         args.date, args.since, args.until, args.all, args.lang, use_cache=not args.no_cache)
     text = render(briefing, args.format)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        out = write_text_atomic(args.out, text)
         n = len(briefing.stories)
         print(f"{n} stories, {sum(len(s.article_ids) for s in briefing.stories)} articles -> {out}"
               + (f" ({briefing.message})" if briefing.message else ""))
@@ -325,6 +322,7 @@ class _LazyChat:
 
 def cmd_eval(args) -> int:
     from rag.evaluate import compare, format_summary, load_baseline, run_eval, write_outputs
+    from rag.files import write_text_atomic
 
     settings = _settings(args)
     baseline_path = Path(args.baseline or "evals/baseline.json")
@@ -339,11 +337,8 @@ def cmd_eval(args) -> int:
         run["comparison"] = comparison
     write_outputs(run, comparison, Path(args.out))
     if args.accept:
-        tmp = baseline_path.with_suffix(".tmp")
-        baseline_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({k: v for k, v in run.items() if k != "comparison"}, ensure_ascii=False,
-                                  indent=1) + "\n", encoding="utf-8")
-        tmp.replace(baseline_path)  # atomic: a crash never leaves half a baseline
+        write_text_atomic(baseline_path, json.dumps({k: v for k, v in run.items() if k != "comparison"},
+                                                    ensure_ascii=False, indent=1) + "\n")
     if args.json:
         _print_json(run)
     else:

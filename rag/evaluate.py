@@ -15,12 +15,14 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from rag.arabic import normalize_for_search
 from rag.errors import BadInput, LLMUnavailable, RagError
+from rag.files import write_text_atomic
 
 # Aggregate metrics the gate watches: name -> True when higher is better.
 QUALITY_METRICS = {
@@ -378,10 +380,9 @@ def write_outputs(run: dict, comparison: dict | None, out_dir: Path) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = run["results"] + (run.get("xquad") or {}).get("results", [])
-    (out_dir / "results.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                           encoding="utf-8")
-    (out_dir / "report.html").write_text(render_html(run, comparison), encoding="utf-8")
-    (out_dir / "run.json").write_text(json.dumps(run, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_text_atomic(out_dir / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_text_atomic(out_dir / "report.html", render_html(run, comparison))
+    write_text_atomic(out_dir / "run.json", json.dumps(run, ensure_ascii=False, indent=1))
 
 
 # ---- the command ------------------------------------------------------------------------------------------
@@ -404,6 +405,24 @@ def xquad_questions(data_dir: Path, n: int, langs: tuple[str, ...] = ("ar", "en"
     return articles, picked
 
 
+@contextmanager
+def xquad_chain(settings, embedder, llm, articles: list[dict]):
+    """An answer chain over XQuAD paragraphs indexed as articles in a temporary index (removed afterwards)."""
+    import tempfile
+
+    from rag.answer import AnswerChain
+    from rag.ingest import Ingestor
+    from rag.retrieve import HybridRetriever
+    from rag.store import FaissStore
+
+    with tempfile.TemporaryDirectory(prefix="rag-xquad-") as tmp:
+        src = Path(tmp) / "xquad.jsonl"
+        src.write_text("\n".join(json.dumps(a, ensure_ascii=False) for a in articles), encoding="utf-8")
+        store = FaissStore(Path(tmp) / "index", embedder.name)
+        Ingestor.from_settings(store, embedder, settings).ingest([src])
+        yield AnswerChain.from_settings(HybridRetriever.from_settings(store, embedder, settings), llm, settings)
+
+
 def _meta(settings, question_set: str, k: int, chain) -> dict:
     return {"set": question_set, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "k": k,
             "answer_k": settings.answer_k, "llm": settings.llm_base_url or "embedded", "embedder":
@@ -413,11 +432,8 @@ def _meta(settings, question_set: str, k: int, chain) -> dict:
 def run_eval(settings, question_set: Path, limit: int | None = None, xquad: Path | None = None,
              xquad_lang: str | None = None, judge: bool = False, chain=None, progress=True) -> dict:
     """The whole run as one JSON-able dict: {"meta", "summary", "by_lang", "results"[, "xquad"]}."""
-    import tempfile
-
     from rag.answer import AnswerChain
     from rag.embed import make_embedder
-    from rag.ingest import Ingestor
     from rag.llm import make_chat_model
     from rag.retrieve import HybridRetriever
     from rag.store import FaissStore
@@ -452,13 +468,7 @@ def run_eval(settings, question_set: Path, limit: int | None = None, xquad: Path
         data_dir = Path(xquad).parent if (Path(xquad) / "xquad.ar.json").is_file() else Path(xquad)
         langs = (xquad_lang,) if xquad_lang else ("ar", "en")
         articles, x_questions = xquad_questions(data_dir, limit or 20, langs)
-        with tempfile.TemporaryDirectory(prefix="rag-eval-xquad-") as tmp:
-            src = Path(tmp) / "xquad.jsonl"
-            src.write_text("\n".join(json.dumps(a, ensure_ascii=False) for a in articles), encoding="utf-8")
-            x_store = FaissStore(Path(tmp) / "index", chain.retriever.embedder.name)
-            Ingestor.from_settings(x_store, chain.retriever.embedder, settings).ingest([src])
-            x_chain = AnswerChain.from_settings(
-                HybridRetriever.from_settings(x_store, chain.retriever.embedder, settings), chain.llm, settings)
+        with xquad_chain(settings, chain.retriever.embedder, chain.llm, articles) as x_chain:
             x_rows = run_questions(x_chain, x_questions, k, show, grader)
         run["xquad"] = {**summarise(x_rows), "results": x_rows}
     return run
