@@ -76,3 +76,16 @@ def detect_language(text: str) -> str:
         elif _LATIN_LETTER.search(word):
             latin += 1
     return "ar" if arabic > 0 and arabic >= latin else "en"
+
+
+# A run like 2021-06-28, 12:30 or 002_5fdd80 inside Arabic text: after an Arabic letter its digits become Arabic
+# numbers (bidi rule W2), which a hyphen does not join, so the browser shows 28-06-2021. Isolating the run as
+# left-to-right keeps it as written.
+_LTR_RUN = re.compile(r"(?<![\w\u2066])(\d[0-9A-Za-z]*(?:[-/:._][0-9A-Za-z]+)+)")
+
+
+def isolate_ltr_runs(text: str, html: bool = False) -> str:
+    """Wrap date-like and id-like runs in <bdi> (HTML) or Unicode isolates (plain text)."""
+    if html:
+        return _LTR_RUN.sub(r'<bdi dir="ltr">\1</bdi>', text)
+    return _LTR_RUN.sub("\u2066\\1\u2069", text)

@@ -29,7 +29,7 @@ from rag.answer import (
     ground,
     is_refusal,
 )
-from rag.arabic import normalize_for_search
+from rag.arabic import isolate_ltr_runs, normalize_for_search
 from rag.chunk import split_sentences
 from rag.errors import BadInput
 from rag.files import write_text_atomic
@@ -477,6 +477,11 @@ def _sources(b: Briefing) -> list[tuple[str, BriefCitation]]:
 
 
 def render_markdown(b: Briefing) -> str:
+    text = _render_markdown(b)
+    return isolate_ltr_runs(text) if b.lang == "ar" else text
+
+
+def _render_markdown(b: Briefing) -> str:
     labels = _LABELS[b.lang]
     out = [f"# {b.title}", ""]
     if b.message:
@@ -499,10 +504,13 @@ def render_html(b: Briefing) -> str:
     labels = _LABELS[b.lang]
     direction = "rtl" if b.lang == "ar" else "ltr"
 
-    def linked(text: str) -> str:
-        return re.sub(r"\[(\d+)\]", r'<a href="#src-\1">[\1]</a>', esc(text))
+    def bidi(text: str) -> str:
+        return isolate_ltr_runs(esc(text), html=True) if b.lang == "ar" else esc(text)
 
-    body = [f"<h1>{esc(b.title)}</h1>"]
+    def linked(text: str) -> str:
+        return re.sub(r"\[(\d+)\]", r'<a href="#src-\1">[\1]</a>', bidi(text))
+
+    body = [f"<h1>{bidi(b.title)}</h1>"]
     if b.message:
         body.append(f"<p>{esc(b.message)}</p>")
     for story in b.stories:
@@ -515,10 +523,10 @@ def render_html(b: Briefing) -> str:
         body.append(f"<h2>{labels['sources']}</h2><ul class=sources>")
         for numbers, c in sources:
             anchors = "".join(f'<span id="src-{n}"></span>' for n in re.findall(r"\d+", numbers))
-            body.append(f'<li dir="auto">{anchors}{numbers} {esc(_source_line(c))}</li>')
+            body.append(f'<li dir="auto">{anchors}{numbers} {bidi(_source_line(c))}</li>')
         body.append("</ul>")
     if b.undated:
-        body.append(f"<p>{labels['undated']}: {esc(', '.join(b.undated))}</p>")
+        body.append(f"<p>{labels['undated']}: {bidi(', '.join(b.undated))}</p>")
     return f"""<!doctype html>
 <html lang="{b.lang}" dir="{direction}"><head><meta charset="utf-8"><title>{esc(b.title)}</title><style>
 body{{font-family:"Noto Naskh Arabic","Noto Sans Arabic","Amiri","Segoe UI",Tahoma,sans-serif;max-width:760px;

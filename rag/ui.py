@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from rag.arabic import isolate_ltr_runs
 from rag.errors import BadInput, RagError
 from rag.settings import Settings
 
@@ -234,12 +235,12 @@ def _highlight(context: str, parts: list[str]) -> str:
             continue
         out += [html.escape(context[pos:start]), "<mark>", html.escape(context[start:end]), "</mark>"]
         pos = end
-    return "".join(out) + html.escape(context[pos:])
+    return isolate_ltr_runs("".join(out) + html.escape(context[pos:]), html=True)
 
 
 # ---- chat rendering ------------------------------------------------------------------------------------------
 def _answer_html(answer, turn: int) -> str:
-    text = html.escape(answer.answer)
+    text = isolate_ltr_runs(html.escape(answer.answer), html=True)
     text = re.sub(r"\[(\d+)\]", lambda m: f'<a class="cite" href="#src-{turn}-{m.group(1)}">[{m.group(1)}]</a>', text)
     flags = "".join(f'<div class="flags" dir="auto">⚠ {html.escape(f.kind)}: {html.escape(f.detail)}</div>'
                     for f in answer.flags)

@@ -37,3 +37,11 @@ def test_language_detection():
     assert detect_language("How many were killed?") == "en"
     assert detect_language("ما هو دور Pentagon؟") == "ar"
     assert detect_language("12345") == "en"
+
+
+def test_dates_and_ids_in_arabic_text_are_isolated_left_to_right():
+    from rag.arabic import isolate_ltr_runs
+
+    assert isolate_ltr_runs("نشر في 2021-06-28 الساعة 12:30") == "نشر في \u20662021-06-28\u2069 الساعة \u206612:30\u2069"
+    assert isolate_ltr_runs("المقال 002_5fdd80ab", html=True) == 'المقال <bdi dir="ltr">002_5fdd80ab</bdi>'
+    assert isolate_ltr_runs("قتل 5 أشخاص [1]") == "قتل 5 أشخاص [1]"  # lone numbers and citations need nothing

@@ -132,6 +132,8 @@ def test_renderings_carry_sources_and_arabic_layout(day):
     store, _ = day
     b = briefer(store, SummaryLLM()).brief(date="2021-06-28")
     md, page, data = render(b, "md"), render(b, "html"), json.loads(render(b, "json"))
+    assert "\u20662021-06-28\u2069" in md and '<bdi dir="ltr">2021-06-28</bdi>' in page  # dates keep their order in RTL
+    md = md.replace("\u2066", "").replace("\u2069", "")
     last = b.stories[-1].citations[-1].n
     assert "## المصادر" in md and f"[{last}] title floods — Outlet C — 2021-06-28" in md
     assert '<html lang="ar" dir="rtl">' in page and 'href="#src-1"' in page and f'id="src-{last}"' in page

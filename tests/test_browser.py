@@ -11,6 +11,19 @@ from tests.test_ui import QUESTION, running_app, service  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Where the browser draws "2021" and "28" of the first 2021-06-28 in an element.
+YEAR_LEFT_OF_DAY = """el => {
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  let node;
+  while ((node = walker.nextNode())) {
+    const at = node.textContent.indexOf("2021-06-28");
+    if (at < 0) continue;
+    const box = (start, end) => { const r = document.createRange(); r.setStart(node, start); r.setEnd(node, end);
+                                  return r.getBoundingClientRect(); };
+    return box(at, at + 4).left < box(at + 8, at + 10).left;
+  }
+  return null;
+}"""
 
 
 @pytest.fixture
@@ -50,6 +63,15 @@ def test_chat_cites_opens_passages_reads_right_to_left_and_library_uploads(page,
     english_question = page.locator("#chat [dir=auto]", has_text="How long did Asaib").first
     assert english_question.evaluate("el => el.matches(':dir(ltr)')")
 
+    # A date inside Arabic text keeps its order (2021-06-28, not 28-06-2021): the year is left of the day.
+    page.get_by_role("tab", name="Briefing").click()
+    page.locator("#brief-date textarea, #brief-date input").first.fill("2021-06-28")
+    page.locator("#brief-go").click()
+    heading = page.locator("#briefing h1").first
+    heading.wait_for(timeout=20_000)
+    assert heading.evaluate(YEAR_LEFT_OF_DAY)
+    page.screenshot(path=str(shots / "browser-briefing.png"), full_page=True)
+
     page.get_by_role("tab", name="Library").click()
     article = tmp_path / "bridge.txt"
     article.write_text("افتتح جسر جديد في مدينة الموصل بطول 300 متر.", encoding="utf-8")
@@ -57,3 +79,19 @@ def test_chat_cites_opens_passages_reads_right_to_left_and_library_uploads(page,
     page.locator("#ingest-report").get_by_text('"bridge"').first.wait_for(timeout=20_000)
     page.locator("#library").get_by_text("bridge").first.wait_for(timeout=10_000)
     page.screenshot(path=str(shots / "browser-library.png"), full_page=True)
+
+
+class DatedAnswerLLM:
+    name = "fake:dated"
+
+    def stream(self, messages, max_tokens=None):
+        yield "أعلن المجلس بيانه في 2021-06-28 بعد القصف [1]."
+
+
+def test_a_date_inside_an_arabic_answer_keeps_its_order(page, running_app, service):  # noqa: F811
+    service._llm = DatedAnswerLLM()  # the app asks the service for its model at each question
+    page.goto(running_app)
+    page.locator("#question textarea").fill("متى أصدر المجلس بيانه؟")
+    page.locator("#ask").click()
+    page.locator("#chat a.cite").first.wait_for(timeout=20_000)
+    assert page.locator("#chat .answer").last.evaluate(YEAR_LEFT_OF_DAY)

@@ -110,7 +110,8 @@ def test_gradio_client_calls_ask_brief_and_ingest(running_app, tmp_path):
     assert "48" in result["answer"] and result["citations"][0]["article_id"] == "004_11e11d9def2c09fb"
     briefing = client.predict("2021-06-28", "", "en", api_name="/brief")
     assert briefing.startswith("# News briefing — 2021-06-28") and "## Sources" in briefing
-    assert "لا توجد مقالات بتاريخ 1999-01-01" in client.predict("1999-01-01", "", "ar", api_name="/brief")
+    empty_day = client.predict("1999-01-01", "", "ar", api_name="/brief")
+    assert "لا توجد مقالات بتاريخ \u20661999-01-01\u2069" in empty_day
     article = tmp_path / "bridge.txt"
     article.write_text("افتتح جسر جديد في الموصل.", encoding="utf-8")
     report, table = client.predict([handle_file(str(article))], api_name="/ingest")
