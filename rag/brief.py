@@ -416,14 +416,16 @@ def _check_headline(headline: str, articles: list[Article], passages: list[Passa
     """A one-article story keeps the outlet's own headline when it has one; otherwise the model's headline,
     when the passages bear it out, else a fallback from the article."""
     title = next((a.title for a in articles if a.title), "")
-    fallback = title or " ".join(passages[0].text.split()[:12])
+    # No title: the opening clause of the first passage (news leads name the event), at most 12 words.
+    opening = re.split(r"[،,؛;:.]", passages[0].text, maxsplit=1)[0]
+    fallback = title or " ".join(opening.split()[:12])
     if len(articles) == 1 and title:
         return title, []
     headline = _PREFIX.sub("", headline) if _PREFIX.match(headline) and lang == "ar" else headline
     if not headline:
         return fallback, []
     if lang == "ar" and _support(headline, passages) and max(_support(headline, [_joined(passages)])) < _SUPPORTED:
-        return fallback, [Flag(kind="unsupported_headline", detail=f"replaced by the article's title: {headline}")]
+        return fallback, [Flag(kind="unsupported_headline", detail=f"the model's headline was not in the passages, replaced: {headline}")]
     missing = sorted(set(_numbers(headline)) - set(_numbers(" ".join(p.text for p in passages))))
     if missing:
         return fallback, [Flag(kind="unsupported_figure", detail=f"{', '.join(missing)} in the headline: {headline}")]
