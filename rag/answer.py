@@ -53,6 +53,12 @@ class Passage:
     end: int
 
 
+def passage_block(passages: list[Passage]) -> str:
+    """Numbered passages as the prompts show them: `[n] (outlet, date) text`, one per line."""
+    return "\n".join(f"[{p.n}] ({', '.join(x for x in (p.hit.source, p.hit.date) if x) or p.hit.title}) "
+                     f"{' '.join(p.text.split())}" for p in passages)
+
+
 def excerpt(store, hit: Hit, query_vector: np.ndarray | None, max_words: int) -> tuple[str, int, int]:
     """The chunk's sentences that best match the question, in reading order, up to `max_words` words: short
     prompts on a CPU. Returns (text, start, end), offsets in the article (of the first to the last sentence)."""
@@ -194,9 +200,7 @@ class AnswerChain:
     # ---- prompt building ---------------------------------------------------------------------------
     def _messages(self, question: str, lang: str, passages: list[Passage]) -> list[dict]:
         example_user, example_answer = self.prompts[("answer_example", lang)].text.split("\n---\n")
-        block = "\n".join(
-            f"[{p.n}] ({', '.join(x for x in (p.hit.source, p.hit.date) if x) or p.hit.title}) "
-            f"{' '.join(p.text.split())}" for p in passages)
+        block = passage_block(passages)
         # Static parts first, so the server's prompt cache reuses them; instructions after the passages.
         return [
             {"role": "system", "content": self.prompts[("answer_system", lang)].text},

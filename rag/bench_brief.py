@@ -13,17 +13,18 @@ from rag.errors import BadInput
 
 
 def grouping_figures(store, pairs_file: Path, threshold: float, max_days: int) -> dict:
-    from rag.brief import same_story
+    from rag.brief import lead_vector, same_story
 
     try:
         same = {frozenset(p) for p in json.loads(Path(pairs_file).read_text(encoding="utf-8"))["same_event"]}
     except (OSError, ValueError, KeyError) as exc:
         raise BadInput(f"cannot read the same-event pairs {pairs_file}: {exc}") from exc
     articles = sorted(store.articles(), key=lambda a: a.id)
+    leads = {a.id: lead_vector(store, a.id) for a in articles}
     rows = []
     for i, a in enumerate(articles):
         for b in articles[i + 1:]:
-            grouped, score = same_story(store, a, b, threshold, max_days)
+            grouped, score = same_story(a, b, leads[a.id], leads[b.id], threshold, max_days)
             rows.append({"a": a.id, "b": b.id, "lead_cosine": round(score, 3), "same_event": frozenset((a.id, b.id))
                          in same, "grouped": grouped})
     positives = [r["lead_cosine"] for r in rows if r["same_event"]]

@@ -1,9 +1,10 @@
 """Daily briefings: the day's articles grouped into stories, each summarised in a few cited sentences.
 
-Stories are found by embedding similarity (two articles whose closest passages are at least
-`group_threshold` alike report the same event); each story is summarised from excerpts of its articles, one
-numbered passage per article, and long stories are summarised per batch of articles first and then combined
-(map-reduce), so no prompt goes over the passage budget. Citations and grounding are checked as for answers.
+Stories are found by embedding similarity (two articles whose leads are at least `group_threshold` alike,
+published within `group_days` of each other, report the same event); each story is summarised from its
+articles' sentences closest to the story's centre, one numbered passage per sentence, and long stories are
+summarised per batch first and then combined (map-reduce), so no prompt goes over the passage budget.
+Citations and grounding are checked as for answers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rag.answer import (
     _numbers,
     ground,
     is_refusal,
+    passage_block,
 )
 from rag.arabic import isolate_ltr_runs, normalize_for_search
 from rag.chunk import split_sentences
@@ -86,12 +88,13 @@ def lead_vector(store, article_id: str, sentences: int = 3) -> np.ndarray:
     return v / (np.linalg.norm(v) or 1.0)
 
 
-def same_story(store, a: Article, b: Article, threshold: float, max_days: int) -> tuple[bool, float]:
-    """Two articles report one event when their leads are at least `threshold` alike (cosine) and, when
-    both are dated, they appeared within `max_days` of each other (coverage of an event spans days, not
-    months). Measured on seed articles and second reports written for the test (README, `rag bench brief`):
+def same_story(a: Article, b: Article, lead_a: np.ndarray, lead_b: np.ndarray, threshold: float,
+               max_days: int) -> tuple[bool, float]:
+    """Two articles report one event when their leads (`lead_vector`) are at least `threshold` alike (cosine)
+    and, when both are dated, they appeared within `max_days` of each other (coverage of an event spans days,
+    not months). Measured on seed articles and second reports written for the test (README, `rag bench brief`):
     whole-article or chunk cosines do not separate same-event from same-topic articles; leads do."""
-    score = float(lead_vector(store, a.id) @ lead_vector(store, b.id))
+    score = float(lead_a @ lead_b)
     if a.date and b.date and abs((Date.fromisoformat(a.date) - Date.fromisoformat(b.date)).days) > max_days:
         return False, score
     return score >= threshold, score
@@ -99,6 +102,7 @@ def same_story(store, a: Article, b: Article, threshold: float, max_days: int) -
 
 def group_stories(store, articles: list[Article], threshold: float, max_days: int = 3) -> list[list[Article]]:
     """Stories by single linkage over `same_story`, in the articles' order."""
+    leads = [lead_vector(store, a.id) for a in articles]
     parent = list(range(len(articles)))
 
     def root(i):
@@ -109,7 +113,7 @@ def group_stories(store, articles: list[Article], threshold: float, max_days: in
 
     for i in range(len(articles)):
         for j in range(i + 1, len(articles)):
-            if same_story(store, articles[i], articles[j], threshold, max_days)[0]:
+            if same_story(articles[i], articles[j], leads[i], leads[j], threshold, max_days)[0]:
                 parent[root(j)] = root(i)
     groups: dict[int, list[Article]] = {}
     for i, a in enumerate(articles):
@@ -129,9 +133,9 @@ class Briefer:
             raise ValueError(f"passage_words must be >= 10, got {passage_words}")
         if prompt_words < passage_words:
             raise ValueError(f"prompt_words ({prompt_words}) must hold at least one passage ({passage_words} words)")
-        self.store, self.llm = store, llm
         if group_days < 0:
             raise ValueError(f"group_days must be >= 0, got {group_days}")
+        self.store, self.llm = store, llm
         self.group_threshold, self.passage_words, self.prompt_words = group_threshold, passage_words, prompt_words
         self.group_days = group_days
         self.max_tokens = max_tokens
@@ -226,8 +230,9 @@ class Briefer:
         chosen_vectors: list[np.ndarray] = []
         passages = []
         for n, article in enumerate(articles, start=1):
+            chunks = self.store.chunks_of(article.id)
             candidates = []  # (score, start, end, vector) with offsets in the article
-            for chunk in self.store.chunks_of(article.id):
+            for chunk in chunks:
                 sentences = self.store.sentences_of(chunk.id)
                 if sentences:
                     candidates += [(float(v @ centre), chunk.start + s, chunk.start + e, v) for s, e, v in sentences]
@@ -255,8 +260,7 @@ class Briefer:
                 picked = [(0, min(len(article.text), 400))]
             # One numbered passage per sentence: the model cites sentences, and each [n] is checkable.
             for start, end in sorted(picked):
-                chunk = next((c for c in self.store.chunks_of(article.id) if c.start <= start < c.end),
-                             self.store.chunks_of(article.id)[0])
+                chunk = next((c for c in chunks if c.start <= start < c.end), chunks[0])
                 text = " ".join(" ".join(article.text[start:end].split()).split()[:self.passage_words])
                 hit = Hit(rank=n, chunk_id=chunk.id, article_id=article.id, title=article.title, text=chunk.text,
                           score=0.0, source=article.source, date=article.date)
@@ -267,8 +271,8 @@ class Briefer:
         """One prompt when the passages fit the budget; otherwise summarise batches that fit (map), then
         combine the partial summaries, again in batches if they do not fit (reduce)."""
         if sum(len(p.text.split()) for p in passages) <= self.prompt_words:
-            return self._call("brief_story", lang, passages=_passage_block(passages))
-        partials = [self._call("brief_story", lang, passages=_passage_block(batch))
+            return self._call("brief_story", lang, passages=passage_block(passages))
+        partials = [self._call("brief_story", lang, passages=passage_block(batch))
                     for batch in _batches(passages, lambda p: len(p.text.split()), self.prompt_words)]
         partials = [_split_headline(p)[1] or p for p in partials]
         while True:
@@ -312,11 +316,6 @@ class Briefer:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
-def _passage_block(passages: list[Passage]) -> str:
-    return "\n".join(f"[{p.n}] ({', '.join(x for x in (p.hit.source, p.hit.date) if x) or p.hit.title}) {p.text}"
-                     for p in passages)
-
-
 def _batches(items: list, size: Callable, budget: int) -> list[list]:
     batches, current, used = [], [], 0
     for item in items:
@@ -345,12 +344,14 @@ def _split_headline(raw: str) -> tuple[str, str]:
     return headline, rest.strip()
 
 
-def _support(claim: str, passages: list[Passage]) -> list[float]:
-    """For each passage, the share of the claim's content words it contains."""
+def _share(claim: str, text: str) -> float:
+    """The share of the claim's content words that the text contains (1.0 for a claim without any)."""
     words = set(_content_words(claim))
-    if not words:
-        return [1.0 for _ in passages]
-    return [len(words & set(_content_words(p.text))) / len(words) for p in passages]
+    return len(words & set(_content_words(text))) / len(words) if words else 1.0
+
+
+def _support(claim: str, passages: list[Passage]) -> list[float]:
+    return [_share(claim, p.text) for p in passages]
 
 
 def _verify_sentences(summary: str, passages: list[Passage], lang: str) -> tuple[str, list[Flag]]:
@@ -424,16 +425,12 @@ def _check_headline(headline: str, articles: list[Article], passages: list[Passa
     headline = _PREFIX.sub("", headline) if _PREFIX.match(headline) and lang == "ar" else headline
     if not headline:
         return fallback, []
-    if lang == "ar" and _support(headline, passages) and max(_support(headline, [_joined(passages)])) < _SUPPORTED:
+    if lang == "ar" and _share(headline, " ".join(p.text for p in passages)) < _SUPPORTED:
         return fallback, [Flag(kind="unsupported_headline", detail=f"the model's headline was not in the passages, replaced: {headline}")]
     missing = sorted(set(_numbers(headline)) - set(_numbers(" ".join(p.text for p in passages))))
     if missing:
         return fallback, [Flag(kind="unsupported_figure", detail=f"{', '.join(missing)} in the headline: {headline}")]
     return headline, []
-
-
-def _joined(passages: list[Passage]) -> Passage:
-    return Passage(0, passages[0].hit, " ".join(p.text for p in passages), 0, 0)
 
 
 def _extractive(passages: list[Passage], lang: str) -> tuple[str, list[int]]:
