@@ -8,7 +8,7 @@ E5     := .models/multilingual-e5-small/RAG_VERSION
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
 
-.PHONY: setup run index test test-unit test-integration browser eval brief bench lint clean
+.PHONY: setup run index test test-unit test-integration browser eval eval-accept brief bench lint clean
 
 setup: $(STAMP) models
 
@@ -29,11 +29,17 @@ index: setup
 run: index
 	$(BIN)/rag serve --host $(HOST) --port $(PORT)
 
-# Unit tests (with the fast eval gated on evals/baseline-fakes.json and the browser test), then the integration
-# tests on the real models.
+# Unit tests (with the fast eval gated on evals/baseline-fakes.json and the browser test), the integration tests
+# on the real models, then `rag eval` on the real models over a fresh index of seeds/, gated on the quality metrics
+# of evals/baseline.json (right, confidently wrong, refusals, citations; latency reported, not gated: CI machines
+# are noisy). The embedded model is deterministic at temperature 0: a change that moves an answer comes with a
+# re-accepted baseline (`make eval-accept`), and the diff of that file shows which questions moved.
+EVAL_INDEX := .cache/index-seeds
 test: setup browser
 	$(BIN)/pytest -q
 	$(BIN)/pytest -q -m integration
+	RAG_INDEX_DIR=$(EVAL_INDEX) $(BIN)/rag ingest --rebuild seeds/ >/dev/null
+	RAG_INDEX_DIR=$(EVAL_INDEX) $(BIN)/rag eval --no-latency-gate --out evals/out/ci
 
 test-unit: setup browser
 	$(BIN)/pytest -q
@@ -53,6 +59,11 @@ browser:
 # Regression evaluation of the seed question set on the real models, gated on evals/baseline.json.
 eval: index
 	$(BIN)/rag eval
+
+# Store a new baseline after an intended change (commit evals/baseline.json with the change).
+eval-accept: setup
+	RAG_INDEX_DIR=$(EVAL_INDEX) $(BIN)/rag ingest --rebuild seeds/ >/dev/null
+	RAG_INDEX_DIR=$(EVAL_INDEX) $(BIN)/rag eval --accept --out evals/out/accept
 
 brief: index
 	$(BIN)/rag brief --lang ar --format md

@@ -14,7 +14,8 @@ _DIACRITICS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\
 _TATWEEL = "\u0640"
 _LETTER_FOLDS = str.maketrans({
     "\u0623": "\u0627", "\u0625": "\u0627", "\u0622": "\u0627", "\u0671": "\u0627",  # أ إ آ ٱ -> ا
-    "\u0649": "\u064a",  # ى -> ي
+    "\u0649": "\u064a", "\u06cc": "\u064a",  # ى and Persian yeh ی -> ي (web text mixes them)
+    "\u06a9": "\u0643",  # Persian kaf ک -> ك
     "\u0629": "\u0647",  # ة -> ه
 })
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
@@ -23,10 +24,10 @@ _LATIN_LETTER = re.compile("[A-Za-z]")
 _TOKEN = re.compile(r"\w+")
 # Light prefix stripping: the conjunction/preposition + article clusters that glue onto Arabic nouns.
 _PREFIXES = ("وبال", "وال", "فال", "بال", "كال", "لل", "ال")
-_ARABIC_STOPWORDS = frozenset(
+_ARABIC_STOPWORDS_AS_WRITTEN = (
     "في من على الى عن ان او ما لا مع هذا هذه ذلك التي الذي الذين كان كانت قد لم لن ثم حيث كما بعد قبل "
     "عند بين كل اي هو هي هم وقد وان وفي ومن وعلى انه انها الا غير حتى اذا منذ عليه عليها فيه فيها لها له "
-    "كم ماذا متى اين كيف لماذا هل".split()
+    "كم ماذا متى اين كيف لماذا هل"
 )
 _ENGLISH_STOPWORDS = frozenset(
     "a an the of in on at to for from by with and or is are was were be been what which who whom whose "
@@ -45,6 +46,10 @@ def normalize_for_search(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _DIACRITICS.sub("", text).replace(_TATWEEL, "")
     return text.translate(_LETTER_FOLDS).translate(_DIGITS).lower()
+
+
+# Compared with tokens after normalize_for_search, so folded the same way (على -> علي).
+_ARABIC_STOPWORDS = frozenset(normalize_for_search(w) for w in _ARABIC_STOPWORDS_AS_WRITTEN.split())
 
 
 def _light_stem(token: str) -> str:

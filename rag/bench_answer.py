@@ -30,9 +30,9 @@ def run_citation_query_engine(retriever, llm, questions: list[dict], k: int, pro
     """llama-index's CitationQueryEngine over the same retriever (same passages) and the same chat model."""
     from llama_index.core.query_engine import CitationQueryEngine
 
-    from rag.answer import REFUSAL, is_refusal
     from rag.llm import as_llama_index_llm
     from rag.retrieve import as_llama_index_retriever
+    from rag.verify import REFUSAL, is_refusal
 
     engine = CitationQueryEngine.from_args(index=None, retriever=as_llama_index_retriever(retriever, k=k),
                                            llm=as_llama_index_llm(llm), citation_chunk_size=4096)

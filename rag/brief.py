@@ -20,23 +20,24 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answer import (
-    _CITATION,
-    _CONTROL_TOKENS,
-    Passage,
-    _claims,
-    _content_words,
-    _numbers,
-    ground,
-    is_refusal,
-    passage_block,
-)
 from rag.arabic import isolate_ltr_runs, normalize_for_search
 from rag.chunk import split_sentences
 from rag.errors import BadInput
 from rag.files import write_text_atomic
 from rag.prompts import load_prompt
 from rag.records import Article, BriefCitation, Briefing, Flag, Hit, Story
+from rag.verify import (
+    CITATION,
+    CONTROL_TOKENS,
+    Passage,
+    cited_numbers,
+    claims,
+    content_words,
+    ground,
+    is_refusal,
+    numbers,
+    passage_block,
+)
 
 TITLES = {"ar": "الموجز الإخباري", "en": "News briefing"}
 _HEADLINE_PREFIX = re.compile(r"^\s*(?:#+\s*|\*+\s*|(?:العنوان|عنوان|headline|title)(?:\s+(?:قصير|short))?\s*[:：]\s*"
@@ -264,7 +265,7 @@ class Briefer:
                 text = " ".join(" ".join(article.text[start:end].split()).split()[:self.passage_words])
                 hit = Hit(rank=n, chunk_id=chunk.id, article_id=article.id, title=article.title, text=chunk.text,
                           score=0.0, source=article.source, date=article.date)
-                passages.append(Passage(len(passages) + 1, hit, _CONTROL_TOKENS.sub(" ", text), start, end))
+                passages.append(Passage(len(passages) + 1, hit, CONTROL_TOKENS.sub(" ", text), start, end))
         return passages
 
     def _summarise(self, passages: list[Passage], lang: str) -> str:
@@ -333,10 +334,10 @@ def _split_headline(raw: str) -> tuple[str, str]:
     lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
     if not lines:
         return "", ""
-    headline = _HEADLINE_PREFIX.sub("", _CITATION.sub("", lines[0])).strip(" *#\"'«»:")
+    headline = _HEADLINE_PREFIX.sub("", CITATION.sub("", lines[0])).strip(" *#\"'«»:")
     rest = " ".join(_LABEL.sub("", re.sub(r"^[-*•\d.)\s]+(?=\S)", "", line)) for line in lines[1:])
     rest = re.sub(r"^(?:الموجز|الملخص|summary)\s*[:：]\s*", "", rest, flags=re.I)
-    if len(headline.split()) > 20 or (not rest and _CITATION.search(lines[0])):
+    if len(headline.split()) > 20 or (not rest and CITATION.search(lines[0])):
         headline, rest = "", " ".join(lines)  # no headline line: the model went straight to the summary
     spans = split_sentences(rest)
     if len(spans) > 4:
@@ -346,8 +347,8 @@ def _split_headline(raw: str) -> tuple[str, str]:
 
 def _share(claim: str, text: str) -> float:
     """The share of the claim's content words that the text contains (1.0 for a claim without any)."""
-    words = set(_content_words(claim))
-    return len(words & set(_content_words(text))) / len(words) if words else 1.0
+    words = set(content_words(claim))
+    return len(words & set(content_words(text))) / len(words) if words else 1.0
 
 
 def _support(claim: str, passages: list[Passage]) -> list[float]:
@@ -359,15 +360,14 @@ def _verify_sentences(summary: str, passages: list[Passage], lang: str) -> tuple
     the model left uncited is cited to the one passage that contains most of its words, or dropped when none
     does; a cited sentence whose words are mostly absent from its passages is dropped."""
     outlets = {normalize_for_search(p.hit.source).removeprefix("ال") for p in passages if p.hit.source}
-    claims = [_tidy_claim(c, outlets) for c in _claims(summary)]
+    tidied = [_tidy_claim(c, outlets) for c in claims(summary)]
     if lang != "ar":
-        return " ".join(c for c in claims if c), []
+        return " ".join(c for c in tidied if c), []
     by_n = {p.n: p for p in passages}
     kept, flags = [], []
-    for claim in claims:
-        numbers = [int(n) for group in _CITATION.findall(claim) for n in re.split(r"[,،]", group)]
-        cited = [by_n[n] for n in numbers if n in by_n]
-        bare = _CITATION.sub("", claim).strip()
+    for claim in tidied:
+        cited = [by_n[n] for n in cited_numbers(claim) if n in by_n]
+        bare = CITATION.sub("", claim).strip()
         if not cited and len(bare.split()) < 3:
             continue  # labels and fragments
         if cited:
@@ -385,7 +385,7 @@ def _verify_sentences(summary: str, passages: list[Passage], lang: str) -> tuple
     return " ".join(kept), flags
 
 
-_LEADING_CITATIONS = re.compile(r"^\s*((?:\[\d+(?:\s*[,،]\s*\d+)*\]\s*)+)(.*?)([.!?؟…]*)\s*$", re.S)
+_LEADINGCITATIONS = re.compile(r"^\s*((?:\[\d+(?:\s*[,،]\s*\d+)*\]\s*)+)(.*?)([.!?؟…]*)\s*$", re.S)
 _PREFIX = re.compile(r"^\s*([^\s:：\-–]+(?:\s+[^\s:：\-–]+){0,2})\s*(?::|：|\s[-–]\s)\s*(?=\S)")
 
 
@@ -397,11 +397,11 @@ def _tidy_claim(claim: str, outlets: set[str]) -> str:
     for i in range(len(words) - 5):  # a small model that loops repeats itself word for word: keep one
         gram = tuple(words[i:i + 6])
         if gram in seen and i >= seen[gram] + 6:
-            tail = " ".join(w for w in words[i:] if _CITATION.fullmatch(w.strip(".")))
+            tail = " ".join(w for w in words[i:] if CITATION.fullmatch(w.strip(".")))
             claim = " ".join(words[:i]).rstrip(" ،,") + (f" {tail}" if tail else "")
             break
         seen.setdefault(gram, i)
-    found = _LEADING_CITATIONS.match(claim)
+    found = _LEADINGCITATIONS.match(claim)
     if found and found.group(2).strip():
         claim = f"{found.group(2).strip()} {found.group(1).strip()}{found.group(3) or '.'}"
     prefix = _PREFIX.match(claim)
@@ -427,7 +427,7 @@ def _check_headline(headline: str, articles: list[Article], passages: list[Passa
         return fallback, []
     if lang == "ar" and _share(headline, " ".join(p.text for p in passages)) < _SUPPORTED:
         return fallback, [Flag(kind="unsupported_headline", detail=f"the model's headline was not in the passages, replaced: {headline}")]
-    missing = sorted(set(_numbers(headline)) - set(_numbers(" ".join(p.text for p in passages))))
+    missing = sorted(set(numbers(headline)) - set(numbers(" ".join(p.text for p in passages))))
     if missing:
         return fallback, [Flag(kind="unsupported_figure", detail=f"{', '.join(missing)} in the headline: {headline}")]
     return headline, []

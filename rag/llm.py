@@ -12,6 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +26,30 @@ class ChatModel(Protocol):
     name: str
 
     def stream(self, messages: list[dict], max_tokens: int | None = None) -> Iterator[str]: ...
+
+
+def choose_option(chat, messages: list[dict], options: list[str]) -> tuple[str | None, dict[str, float]]:
+    """Which of `options` (single tokens, e.g. "1".."6") the model puts next, with the probabilities it gives
+    them (renormalised over the options). Uses the endpoint's next-token log-probabilities when it returns
+    them (one forward pass); otherwise reads the first option in a short reply and reports no probabilities."""
+    probe = getattr(chat, "next_token_logprobs", None)
+    if probe is not None:
+        top = probe(messages)
+        if top:
+            import math
+
+            weights = {o: math.exp(top[o]) for o in options if o in top}
+            total = sum(weights.values())
+            if total > 0:
+                probs = {o: w / total for o, w in weights.items()}
+                return max(probs, key=probs.get), probs
+    reply = "".join(chat.stream(messages, max_tokens=4))
+    import re
+
+    for token in re.findall(r"\d+", reply):
+        if token in options:
+            return token, {}
+    return None, {}
 
 
 class OpenAIChat:
@@ -48,24 +73,14 @@ class OpenAIChat:
         self.temperature = temperature
         self.setting_hint = setting_hint
 
-    def stream(self, messages: list[dict], max_tokens: int | None = None) -> Iterator[str]:
+    @contextmanager
+    def _failures(self):
+        """Endpoint failures as one line that names the setting to check."""
         import openai
 
         where = f"LLM endpoint {self.base_url}"
         try:
-            response = self.client.chat.completions.create(
-                model=self.model, messages=messages, stream=True, temperature=self.temperature,
-                max_tokens=max_tokens or self.max_tokens)
-            produced = False
-            finish = None
-            for event in response:
-                if not event.choices:
-                    continue
-                choice = event.choices[0]
-                finish = choice.finish_reason or finish
-                if choice.delta and choice.delta.content:
-                    produced = True
-                    yield choice.delta.content
+            yield
         except openai.APITimeoutError as exc:
             raise LLMUnavailable(f"{where} timed out: raise RAG_LLM_TIMEOUT or check the server's load") from exc
         except openai.APIConnectionError as exc:
@@ -78,8 +93,46 @@ class OpenAIChat:
         except openai.APIStatusError as exc:
             raise LLMUnavailable(f"{where} answered HTTP {exc.status_code}: check RAG_LLM_MODEL and the "
                                  "server's logs") from exc
+
+    def stream(self, messages: list[dict], max_tokens: int | None = None) -> Iterator[str]:
+        produced = False
+        finish = None
+        with self._failures():
+            response = self.client.chat.completions.create(
+                model=self.model, messages=messages, stream=True, temperature=self.temperature,
+                max_tokens=max_tokens or self.max_tokens)
+            for event in response:
+                if not event.choices:
+                    continue
+                choice = event.choices[0]
+                finish = choice.finish_reason or finish
+                if choice.delta and choice.delta.content:
+                    produced = True
+                    yield choice.delta.content
         if not produced:
-            raise LLMUnavailable(f"{where} returned an empty answer (finish reason {finish!r}): check RAG_LLM_MODEL")
+            raise LLMUnavailable(f"LLM endpoint {self.base_url} returned an empty answer (finish reason {finish!r}): "
+                                 "check RAG_LLM_MODEL")
+
+    def next_token_logprobs(self, messages: list[dict], top: int = 10) -> dict[str, float]:
+        """The log-probabilities of the most likely next tokens, or {} when the endpoint does not return them
+        (some servers reject the parameter, some ignore it)."""
+        import openai
+
+        try:
+            with self._failures():
+                response = self.client.chat.completions.create(
+                    model=self.model, messages=messages, max_tokens=1, temperature=0.0, logprobs=True,
+                    top_logprobs=top)
+        except LLMUnavailable as exc:
+            if isinstance(exc.__cause__, openai.BadRequestError | openai.UnprocessableEntityError):
+                return {}  # the endpoint does not take the parameter: the caller reads a short reply instead
+            raise
+        choice = response.choices[0] if response.choices else None
+        content = getattr(getattr(choice, "logprobs", None), "content", None)
+        if not content:
+            return {}
+        return {t.token.strip(): t.logprob for t in content[0].top_logprobs or []
+                if t.token.strip()} or {content[0].token.strip(): content[0].logprob}
 
 
 def _free_port() -> int:

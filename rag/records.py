@@ -67,7 +67,7 @@ class Citation(BaseModel):
 
 
 class Flag(BaseModel):
-    kind: str  # invalid_citation | uncited_sentence | unsupported_figure | unsupported_name | prompt_leak
+    kind: str  # invalid_citation | uncited_sentence | unsupported_figure | unverified_name | unverified_span | …
     detail: str
 
 
@@ -76,11 +76,16 @@ class Answer(BaseModel):
     lang: str
     answer: str
     refused: bool = False
+    # True when the answer quotes the article's words because an answer in the question's words could not be
+    # verified: shown as evidence, never asserted.
+    quoted: bool = False
     standalone_question: str = ""  # the follow-up rewritten with the conversation, when there was one
     citations: list[Citation] = Field(default_factory=list)
     flags: list[Flag] = Field(default_factory=list)
     dropped_citations: int = 0
-    timings: dict[str, float] = Field(default_factory=dict)
+    evidence: list[Citation] = Field(default_factory=list)  # the sentence the answer was taken from
+    confidence: float | None = None  # the model's probability for its choice of that sentence, when known
+    timings: dict[str, float] = Field(default_factory=dict)  # retrieve_s, evidence_s, first_token_s, total_s
 
 
 class BriefCitation(BaseModel):

@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     # lower (cross-lingual cosines), so each language has its own floor; calibrated on evals/questions.jsonl.
     answer_min_score_ar: float = Field(0.80, ge=0.0, le=1.0)
     answer_min_score_en: float = Field(0.75, ge=0.0, le=1.0)
+    # "extract": the model chooses a sentence and copies words from it, verified in code (small local models);
+    # "generate": the model writes a cited answer, flagged by the same checks (strong endpoints). README.
+    answer_mode: Literal["extract", "generate"] = "extract"
+    answer_evidence_chunks: int = Field(3, ge=1, le=20)  # retrieved chunks whose sentences are candidates
+    answer_evidence_sentences: int = Field(4, ge=1, le=9)  # best-ranked sentences shown (one digit each)
+    answer_evidence_words: int = Field(140, ge=20)  # and their words at most (prompt time on a CPU)
+    # Who chooses the answering sentence: "code" (the ranking; the model copies from the sentences shown) or
+    # "model" (it names one by number, read from its next-token probabilities; measured no better than the
+    # ranking with the embedded model, README), refusing below answer_min_choice.
+    answer_choice: Literal["code", "model"] = "code"
+    answer_min_choice: float = Field(0.0, ge=0.0, le=1.0)
 
     # Briefings: two articles whose leads have at least this cosine, published within brief_group_days of each
     # other, report the same story (tuned with `rag bench brief`); a story prompt holds at most

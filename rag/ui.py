@@ -30,6 +30,7 @@ CSS = """
 .source[open] { border-color: #e0a800; }
 .source.flash { box-shadow: 0 0 0 3px #ffd54f; }
 .source mark { background: #fff0a0; padding: 0 2px; }
+.evidence { color: #555; border-inline-start: 3px solid #ddd; padding-inline-start: 8px; margin: 4px 0; }
 .flags { color: #8a6d3b; font-size: 0.88em; margin-top: 6px; }
 a.cite { text-decoration: none; font-weight: 600; }
 body, .passage, .source, .message { font-family: "Noto Naskh Arabic", "Noto Sans Arabic", "Amiri", "Segoe UI",
@@ -107,8 +108,8 @@ class Service:
             answer = self.chain().ask(question)
         except RagError as exc:
             return {"error": str(exc)}
-        return answer.model_dump(include={"question", "lang", "answer", "refused", "citations", "flags",
-                                          "dropped_citations", "timings"})
+        return answer.model_dump(include={"question", "lang", "answer", "refused", "quoted", "citations", "evidence",
+                                          "confidence", "flags", "dropped_citations", "timings"})
 
     def passage_html(self, citation, anchor: str) -> str:
         """The cited passage in its chunk, the excerpt the model read highlighted, with title, outlet, date."""
@@ -239,12 +240,24 @@ def _highlight(context: str, parts: list[str]) -> str:
 
 
 # ---- chat rendering ------------------------------------------------------------------------------------------
+def _evidence_html(citations, label: str = "") -> str:
+    """The sentence an answer is taken from, quoted with its outlet and date."""
+    out = []
+    for c in citations:
+        meta = " · ".join(html.escape(x) for x in (c.source or c.title, c.date) if x)
+        quote = isolate_ltr_runs(html.escape(" ".join(c.text.split())), html=True)
+        out.append(f'<div class="evidence" dir="auto">{html.escape(label)}«{quote}» [{c.n}]'
+                   f'{f" <small>({meta})</small>" if meta else ""}</div>')
+    return "".join(out)
+
+
 def _answer_html(answer, turn: int) -> str:
     text = isolate_ltr_runs(html.escape(answer.answer), html=True)
     text = re.sub(r"\[(\d+)\]", lambda m: f'<a class="cite" href="#src-{turn}-{m.group(1)}">[{m.group(1)}]</a>', text)
     flags = "".join(f'<div class="flags" dir="auto">⚠ {html.escape(f.kind)}: {html.escape(f.detail)}</div>'
                     for f in answer.flags)
-    return f'<div dir="auto" class="answer">{text}</div>{flags}'
+    evidence = "" if answer.quoted or answer.refused else _evidence_html(answer.evidence)
+    return f'<div dir="auto" class="answer">{text}</div>{evidence}{flags}'
 
 
 def _user_html(question: str) -> str:
@@ -271,7 +284,10 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
         streamed = ""
         try:
             for event in service.chain().stream(message, history=state["pairs"] or None):
-                if event["type"] == "token":
+                if event["type"] == "evidence":  # shown while the model reads
+                    chat[-1] = {"role": "assistant", "content": _evidence_html(event["evidence"])}
+                    yield chat, "".join(state["sources"]), state, ""
+                elif event["type"] == "token":
                     streamed += event["text"]
                     chat[-1] = {"role": "assistant", "content": f'<div dir="auto">{html.escape(streamed)}</div>'}
                     yield chat, "".join(state["sources"]), state, ""

@@ -62,8 +62,12 @@ class QueueLLM:
 
 
 class ExtractiveLLM:
-    """A chat model that "answers" by quoting the passage sentence sharing most words with the question, with
-    its citation, and refuses when none shares any: answers get worse exactly when retrieval does."""
+    """A chat model that "answers" by word overlap with the question, so answers get worse exactly when
+    retrieval, ranking or checks do. Free writing: it quotes the passage sentence sharing most words with the
+    question, with its citation, or refuses. Extract design: it picks the numbered sentence sharing most words
+    (none: a refusal, or "0" when asked for a number only), and copies from it a figure and its noun for a "how
+    many" question, else up to 4 words after the last word of it that the question holds, as `words [n]` (it
+    cannot translate: English questions get Arabic words, which the chain does not assert)."""
 
     name = "fake:extractive"
 
@@ -71,19 +75,54 @@ class ExtractiveLLM:
         self.refusal = refusal
         self.calls = 0
 
+    @staticmethod
+    def _question(messages) -> str:
+        import re
+
+        for message in messages:
+            found = re.search(r"^(?:Question|السؤال): (.+)$", message["content"], flags=re.M)
+            if found:
+                return found.group(1)
+        return ""
+
+    @staticmethod
+    def _copy(sentence: str, question: str, asked: set[str]) -> str:
+        import re
+
+        words = sentence.split()
+        figure = next((i for i, w in enumerate(words) if any(c.isdigit() for c in w)), None)
+        if figure is not None and re.search(r"(?:^|\s)كم\s|how (?:many|much)", question, flags=re.I):
+            return " ".join(words[figure:figure + 2])  # a "how many" question: the figure and its noun
+        cues = [i for i, w in enumerate(words) if set(tokenize_for_search(w)) & asked]
+        start = cues[-1] + 1 if cues and cues[-1] + 1 < len(words) else 0
+        return " ".join(words[start:start + 4])
+
     def stream(self, messages, max_tokens=None):
         import re
 
         self.calls += 1
         prompt = messages[-1]["content"]
-        question = prompt.rsplit("\n", 1)[-1]
+        question = self._question(messages)
         asked = set(tokenize_for_search(question))
+        choices = re.findall(r"^\[(\d+)\] (?!\()(.+)$", prompt, flags=re.M)
+        if choices:
+            overlaps = [len(asked & set(tokenize_for_search(text))) for _, text in choices]
+            n, text = choices[overlaps.index(max(overlaps))]
+            if re.search(r"number only|الرقم فقط", prompt):
+                yield n if max(overlaps) else "0"  # choosing by number; 0: none answers
+            elif not max(overlaps):
+                yield self.refusal
+            else:
+                yield f"{self._copy(text, question, asked)} [{n}]"
+            return
+        if not asked:
+            asked = set(tokenize_for_search(prompt.rsplit("\n", 1)[-1]))
         best, best_overlap = None, 0
         for n, text in re.findall(r"^\[(\d+)\] \([^)]*\) (.+)$", prompt, flags=re.M):
-            for sentence in re.split(r"(?<=[.!?؟…])\s+", text):
-                overlap = len(asked & set(tokenize_for_search(sentence)))
+            for part in re.split(r"(?<=[.!?؟…])\s+", text):
+                overlap = len(asked & set(tokenize_for_search(part)))
                 if overlap > best_overlap:
-                    best, best_overlap = f"{sentence.rstrip('.…')} [{n}].", overlap
+                    best, best_overlap = f"{part.rstrip('.…')} [{n}].", overlap
         yield best or self.refusal
 
 

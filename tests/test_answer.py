@@ -1,11 +1,12 @@
 import pytest
 
-from rag.answer import AnswerChain, excerpt, is_refusal
+from rag.answer import AnswerChain, excerpt
 from rag.chunk import ArabicChunker
 from rag.errors import BadInput, LLMUnavailable
 from rag.ingest import Ingestor
 from rag.retrieve import HybridRetriever
 from rag.store import FaissStore
+from rag.verify import is_refusal
 from tests.fakes import QueueLLM
 
 # The fake embedder's cosines are not e5's: no refusal floor unless a test sets one.
@@ -20,7 +21,9 @@ def retriever(tmp_path, embedder, seeds_dir):
 
 
 def chain(retriever, *replies, **kwargs):
+    """The free-writing design (`generate`), whose checks these tests cover; test_extract.py covers `extract`."""
     llm = QueueLLM(*replies)
+    kwargs.setdefault("mode", "generate")
     return AnswerChain(retriever, llm, min_score=kwargs.pop("min_score", NO_FLOOR), **kwargs), llm
 
 
@@ -61,8 +64,8 @@ def test_unsupported_figure_is_flagged_not_hidden(retriever):
 
 
 def _passage(n, text):
-    from rag.answer import Passage
     from rag.records import Hit
+    from rag.verify import Passage
 
     hit = Hit(rank=n, chunk_id=f"a#{n}", article_id="a", title="t", text=text, score=1.0)
     return Passage(n=n, hit=hit, text=text, start=0, end=len(text))

@@ -24,6 +24,34 @@ def test_expected_answers_match_after_normalisation():
     assert not answer_found("لا تذكر المقالات ذلك.", ["48"])
 
 
+def test_the_scorer_cannot_be_fooled_by_citation_markers_or_parts_of_numbers():
+    assert not answer_found("8 صواريخ [4].", ["4"])  # the citation marker is not the answer
+    assert not answer_found("28 حزيران/يونيو [1]", ["2"])  # numbers match whole
+    assert not answer_found("3.5 ملايين", ["3"]) and not answer_found("1,200 جندي", ["200"])
+    assert answer_found("قتل 5 [1].", ["5"]) and answer_found("(5)", ["5"])
+    assert not answer_found("Kirbyson said", ["Kirby"]) and answer_found("al-Kirby's office", ["Kirby"])
+    assert answer_found("والكعبي قال", ["الكعبي"])  # Arabic clitics stay matchable
+
+
+def test_outcomes_count_confidently_wrong_beside_right_quoted_and_refused():
+    q = {"id": "q", "question": "كم؟", "answerable": True, "expect_any": ["48"], "sources": ["a"]}
+    assert score_question(q, _answer("48 ساعة [1].", ["a"]))["outcome"] == "right"
+    assert score_question(q, _answer("72 ساعة [1].", ["a"]))["outcome"] == "wrong"
+    quote = _answer("تقول المقالة: «أمهلت الحكومة 48 ساعة» [1].", ["a"])
+    quote.quoted = True
+    row = score_question(q, quote)
+    assert row["outcome"] == "quoted" and not row["answer_correct"] and row["quote_holds_answer"]
+    assert score_question(q, _answer("لا تذكر", refused=True))["outcome"] == "refused"
+    unanswerable = {"id": "u", "question": "?", "answerable": False}
+    quote_u = _answer("تقول المقالة: «…» [1].", ["a"])
+    quote_u.quoted = True
+    assert score_question(unanswerable, quote_u)["outcome"] == "wrong"  # answering it at all is wrong
+    rows = [score_question(q, _answer("48 [1]", ["a"])), score_question(q, _answer("72 [1]", ["a"])),
+            score_question(unanswerable, _answer("لا", refused=True)), score_question(q, quote)]
+    summary = aggregate(rows)
+    assert summary["right"] == 0.333 and summary["quoted"] == 0.333 and summary["confidently_wrong"] == 0.25
+
+
 def test_a_pass_needs_the_fact_a_cited_expected_source_and_valid_citations():
     q = {"id": "q", "question": "كم؟", "answerable": True, "expect_any": ["48"], "sources": ["a"]}
     assert score_question(q, _answer("48 ساعة [1].", ["a"]), ["b", "a"])["passed"]
@@ -90,6 +118,43 @@ def test_compare_judges_a_limited_run_on_the_common_questions():
     limited = _run(_rows([True] * 5))  # the first five only: all passed before too
     result = compare(limited, base, 0.0, 1.0)
     assert not result["failed"] and result["compared"] == 5
+
+
+def test_the_gate_watches_confidently_wrong():
+    q = {"id": "q", "question": "كم؟", "answerable": True, "expect_any": ["48"], "sources": ["a"]}
+    base = {"results": [score_question(q, _answer("لا", refused=True))]}
+    cur = {"results": [score_question(q, _answer("72 [1]", ["a"]))]}
+    result = compare(cur, base, 0.05, 1.0)
+    assert result["failed"] and any(r.startswith("confidently_wrong") for r in result["regressions"])
+
+
+def test_a_baseline_knows_its_question_set(tmp_path):
+    from rag.evaluate import baseline_fits, set_identity
+
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(json.dumps({"id": "m1", "question": "سؤال؟", "answerable": False}) + "\n", encoding="utf-8")
+    project = ROOT / "evals" / "questions.jsonl"
+    baseline = {"meta": {"set": str(project), "set_id": set_identity(load_question_set(project))}, "results": []}
+    assert baseline_fits(baseline, project) and not baseline_fits(baseline, mine)
+
+
+def test_an_own_question_set_runs_without_the_projects_baseline(fake_eval, tmp_path, capsys):
+    (tmp_path / "evals").mkdir()
+    assert main(["eval", "--set", str(fake_eval), "--accept", "--out", "out"]) == 0  # evals/baseline.json here
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"id": "new-1", "question": "من يقود عصائب أهل الحق؟", "answerable": True,
+                                 "expect_any": ["الخزعلي"]}, ensure_ascii=False) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["eval", "--set", str(other), "--out", "out2"]) == 0
+    assert "made for another question set" in capsys.readouterr().err
+
+
+def test_latency_can_be_reported_without_gating(fake_eval):
+    q = {"id": "q", "question": "كم؟", "answerable": True, "expect_any": ["48"], "sources": ["a"]}
+    fast, slow = score_question(q, _answer("48 [1]", ["a"])), score_question(q, _answer("48 [1]", ["a"]))
+    fast["total_s"], slow["total_s"] = 1.0, 9.0
+    assert compare({"results": [slow]}, {"results": [fast]}, 0.05, 1.0)["failed"]
+    assert not compare({"results": [slow]}, {"results": [fast]}, 0.05, 1.0, gate_latency=False)["failed"]
 
 
 def test_compare_gates_latency_relative_to_the_baseline():

@@ -1,0 +1,214 @@
+"""Cross-script name matching: does a Latin-script name render an Arabic one?
+
+Both sides are reduced to consonant skeletons (vowels and the Arabic letters that stand for vowels, hamza or
+ʿayn may be skipped; each letter maps to the consonant classes it is transliterated with), and two names match
+when one skeleton aligns with the other. "Kirby" matches كيربي, "Kerry" does not; "Kaabi" matches الكعبي,
+"Khalbi" does not. The test cannot tell a faithful rendering of the wrong name from a right one: it checks
+spelling across scripts, nothing more.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from rag.arabic import normalize_for_search
+
+# Arabic letters (after normalize_for_search: أإآ -> ا, ى -> ي, ة -> ه) -> consonant classes.
+_ARABIC = {
+    "ب": "B", "ت": "T", "ث": "TS", "ج": "JG", "ح": "H", "خ": "KH", "د": "D", "ذ": "DZ", "ر": "R", "ز": "Z",
+    "س": "S", "ش": "X", "ص": "S", "ض": "D", "ط": "T", "ظ": "ZD", "غ": "G", "ف": "F", "ق": "KG", "ك": "K",
+    "ل": "L", "م": "M", "ن": "N", "ه": "H", "و": "W", "ي": "Y", "پ": "B", "چ": "X", "گ": "G", "ڤ": "F",
+}
+# Letters a transliteration may leave out: long vowels, hamza, ʿayn, final ta marbuta (normalised to ه).
+_ARABIC_SKIPPABLE = set("اويءئؤعه")
+
+# Latin digraphs first, then single letters -> consonant classes; vowels (and y, w) are dropped.
+_LATIN_DIGRAPHS = {"sh": "X", "ch": "X", "kh": "K", "gh": "G", "th": "T", "dh": "D", "ph": "F", "ck": "K",
+                   "ng": "N", "ou": "", "ee": "", "oo": ""}
+_LATIN = {"b": "B", "p": "B", "t": "T", "j": "J", "g": "GJ", "h": "H", "d": "D", "r": "R", "z": "Z", "s": "S",
+          "f": "F", "v": "FW", "q": "K", "k": "K", "c": "KS", "x": "K", "l": "L", "m": "M", "n": "N"}
+_LATIN_VOWELS = set("aeiouyw'`ʿʾ’-")
+_ARTICLE = re.compile(r"^(?:al|el|ad|an|ar|as|ash|at|az|ul)[-‐ ]", re.I)
+_ARABIC_WORD = re.compile("[\u0621-\u064a\u0671-\u06d3]+")
+# Clitics that may precede a name, with the letters that must remain after them.
+_ARABIC_PREFIXES = (("وال", 2), ("بال", 2), ("فال", 2), ("كال", 2), ("لل", 2), ("ال", 2), ("و", 3), ("ب", 3), ("ل", 3))
+# Latin runs that look like names: capitalised words, joined by al-/bin/abu particles and hyphens.
+_LATIN_NAME = re.compile(r"\b(?:[A-Z][\w'’ʿ]*(?:-[A-Za-z][\w'’ʿ]*)*)(?:\s+(?:(?:al|el|bin|ibn|abu|abo|abi|Abu|Al|El)[- ])?"
+                         r"[A-Z][\w'’ʿ]*(?:-[A-Za-z][\w'’ʿ]*)*)*")
+
+
+def latin_skeleton(name: str) -> list[str]:
+    """Consonant classes of a Latin-script name, doubled letters collapsed: "Tueller" -> [T, L, R]."""
+    text = _ARTICLE.sub("", name.strip()).lower()
+    text = re.sub(r"\b(?:al|el)-", "", text)
+    out: list[str] = []
+    last = ""  # the previous consonant class, reset by a vowel: "tt" is one t, "dad" is two d
+    i = 0
+    while i < len(text):
+        pair = text[i:i + 2]
+        if pair in _LATIN_DIGRAPHS:
+            cls = _LATIN_DIGRAPHS[pair]
+            i += 2
+        else:
+            ch = text[i]
+            i += 1
+            cls = "" if ch in _LATIN_VOWELS or not ch.isalpha() else _LATIN.get(ch, "")
+        if not cls:
+            last = ""
+            continue
+        if cls != last:
+            out.append(cls)
+        last = cls
+    return out
+
+
+def _prefix_length(word: str) -> int:
+    for prefix, rest in _ARABIC_PREFIXES:
+        if word.startswith(prefix) and len(word) - len(prefix) >= rest:
+            return len(prefix)
+    return 0
+
+
+def arabic_skeleton(text: str) -> list[tuple[str, bool]]:
+    """(classes, skippable) per letter of an Arabic name. The letters of a possible article or clitic
+    (ال, و, ب, ل) may be skipped rather than removed: بغداد starts with a real ب."""
+    out: list[tuple[str, bool]] = []
+    for word in _ARABIC_WORD.findall(normalize_for_search(text)):
+        clitic = _prefix_length(word)
+        previous = ""
+        for i, ch in enumerate(word):
+            if ch == previous:  # shadda is stripped; a written double letter reads as one
+                continue
+            previous = ch
+            cls = _ARABIC.get(ch, "")
+            if ch in _ARABIC_SKIPPABLE or i < clitic:
+                out.append((cls, True))
+            elif cls:
+                out.append((cls, False))
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _match(latin: tuple[str, ...], arabic: tuple[tuple[str, bool], ...]) -> bool:
+    """Every Latin consonant is read from an Arabic letter of its class, in order; every Arabic consonant
+    that is not skippable is read by a Latin one."""
+    n, m = len(latin), len(arabic)
+    # reach[i][j]: latin[:i] aligned with arabic[:j]
+    reach = [[False] * (m + 1) for _ in range(n + 1)]
+    reach[0][0] = True
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if not reach[i][j]:
+                continue
+            if j < m and arabic[j][1]:
+                reach[i][j + 1] = True  # the Arabic letter is not written in Latin
+            if i < n and j < m and set(latin[i]) & set(arabic[j][0] or "-"):
+                reach[i + 1][j + 1] = True
+            if i < n and latin[i] == "H":
+                reach[i + 1][j] = True  # a Latin h is often silent or a vowel sign: "John", "Nineveh"
+    return reach[n][m]
+
+
+def names_match(latin: str, arabic: str) -> bool:
+    """True when the Latin name is a plausible rendering of the Arabic one (both may be several words)."""
+    lat = latin_skeleton(latin)
+    ara = arabic_skeleton(arabic)
+    if len(lat) < 2 or not any(not skip for _, skip in ara):
+        return False  # one consonant matches too much to mean anything
+    return _match(tuple(lat), tuple(ara))
+
+
+def arabic_words(text: str) -> list[tuple[str, int, int]]:
+    """Arabic words of a display text with their offsets."""
+    return [(m.group(), m.start(), m.end()) for m in _ARABIC_WORD.finditer(text)]
+
+
+def find_in_arabic(latin: str, text: str, max_words: int = 4) -> tuple[int, int] | None:
+    """The offsets of the shortest run of Arabic words in `text` that `latin` renders, or None."""
+    words = arabic_words(text)
+    n_latin = max(1, len(latin.split()))
+    best = None
+    for size in range(1, max_words + 1):
+        if size > n_latin + 2:
+            break
+        for i in range(len(words) - size + 1):
+            window = text[words[i][1]:words[i + size - 1][2]]
+            if names_match(latin, window):
+                best = (words[i][1], words[i + size - 1][2])
+                return best
+    return best
+
+
+def latin_names(text: str) -> list[str]:
+    """Runs of capitalised Latin words ("John Kirby", "Asaib Ahl al-Haq")."""
+    return [m.group().strip() for m in _LATIN_NAME.finditer(text)]
+
+
+def question_names(question: str) -> list[str]:
+    """Name-like words of an English question: capitalised runs, less a sentence-initial question word."""
+    out = []
+    for name in latin_names(question):
+        words = name.split()
+        while words and words[0].lower() in _QUESTION_WORDS:
+            words = words[1:]
+        if words:
+            out.append(" ".join(words))
+    return out
+
+
+_QUESTION_WORDS = {"who", "what", "which", "when", "where", "why", "how", "whom", "whose", "did", "does", "do",
+                   "is", "are", "was", "were", "in", "on", "at", "according", "the", "a", "an", "according to"}
+
+
+# ---- common news terms -------------------------------------------------------------------------------------
+# English question words -> Arabic stems (in normalize_for_search form, article stripped) that say the same.
+# An English question shares no words with Arabic text; these let its terms vote for the Arabic sentence that
+# answers it, beside the embedder. Stems match a word's start after its clitics (و، ب، ال …) are removed.
+TERMS = {
+    "kill": ["قتل", "مقتل", "قتلي", "مصرع"], "dead": ["قتل", "قتلي", "مصرع"], "die": ["قتل", "مصرع"],
+    "wound": ["اصيب", "اصاب", "جرح", "جريح"], "injur": ["اصيب", "اصاب", "جرح"],
+    "rocket": ["صاروخ", "صواريخ", "كاتيوشا"], "missile": ["صاروخ", "صواريخ"], "drone": ["مسير", "طائر"],
+    "strike": ["ضرب", "قصف", "غار"], "bomb": ["قصف", "تفجير", "عبو"], "attack": ["هجوم", "هجم", "استهداف", "استهدف"],
+    "explos": ["انفجار", "تفجير"], "shot": ["اسقط", "اطلق"], "fire": ["اطلق", "حريق"], "launch": ["اطلق", "انطلق"],
+    "base": ["قاعد"], "airport": ["مطار"], "embassy": ["سفار"], "ambassador": ["سفير"], "border": ["حدود"],
+    "spokes": ["متحدث", "ناطق"], "leader": ["زعيم", "قائد", "امين", "يقود"], "lead": ["يقود", "قائد", "زعيم"],
+    "command": ["قائد", "قياد"], "secretary": ["امين"], "general": ["عام", "لواء"], "minister": ["وزير", "وزراء"],
+    "prime": ["رئيس"], "president": ["رئيس"], "government": ["حكوم"], "parliament": ["برلمان", "نواب"],
+    "council": ["مجلس"], "ministry": ["وزار"], "defense": ["دفاع"], "defence": ["دفاع"], "interior": ["داخلي"],
+    "militia": ["ميليشيا", "مليشيا", "فصيل", "فصائل"], "faction": ["فصيل", "فصائل"], "group": ["جماع", "فصيل"],
+    "movement": ["حرك"], "force": ["قوات", "قو"], "troop": ["قوات", "جنود"], "soldier": ["جنود", "عسكري"],
+    "military": ["عسكري", "جيش"], "army": ["جيش"], "security": ["امن"], "coalition": ["تحالف"],
+    "hour": ["ساع"], "day": ["يوم", "ايام"], "week": ["اسبوع"], "month": ["شهر", "اشهر"], "year": ["عام", "سن"],
+    "deadline": ["امهل", "مهل"], "gave": ["امهل", "منح"], "give": ["امهل", "منح"], "grant": ["منح"],
+    "release": ["افراج", "اطلاق"], "arrest": ["اعتقل", "اعتقال", "قبض"], "detain": ["اعتقل"],
+    "vote": ["صوت", "تصويت"], "decision": ["قرار"], "withdraw": ["انسحاب", "اخراج", "خروج"], "expel": ["اخراج"],
+    "foreign": ["اجنبي"], "negotiat": ["تفاوض", "مفاوض"], "talk": ["محادث", "حوار"], "truce": ["هدن"],
+    "ceasefire": ["هدن", "وقف"], "statement": ["بيان"], "said": ["قال"], "say": ["قال"], "told": ["قال"],
+    "tweet": ["تغريد"], "speech": ["كلم", "خطاب"], "describ": ["وصف"], "call": ["دعا", "وصف"],
+    "denied": ["نفي", "نفت"], "deny": ["نفي", "نفت"], "fabricat": ["مفبرك"], "claim": ["تبني", "زعم"],
+    "city": ["مدين"], "town": ["بلد"], "province": ["محافظ"], "district": ["قضاء"], "capital": ["عاصم"],
+    "meeting": ["اجتماع"], "emergency": ["طارئ"], "chair": ["برئاس", "رئاس"],
+    "threat": ["هدد", "تهديد", "توعد"], "revenge": ["ثار"], "escalat": ["تصعيد"], "mediat": ["وساط"],
+    "close": ["اغلاق", "غلق"], "move": ["نقل"], "moved": ["نقل"], "visit": ["زيار", "زار"], "convoy": ["رتل"],
+    "weapon": ["سلاح", "اسلح"], "depot": ["مخازن"], "agency": ["وكال"], "anniversary": ["ذكري"],
+    "green": ["خضراء"], "zone": ["منطق"], "explosion": ["انفجار"], "victim": ["ضحايا"], "damage": ["اضرار"],
+    "pentagon": ["بنتاغون", "دفاع"],
+}
+
+
+def arabic_terms(question: str) -> list[str]:
+    """Arabic stems for the common news terms of an English question."""
+    words = re.findall(r"[a-z]+", question.lower())
+    # A key of three letters or fewer matches a whole word ("us" is not "used").
+    return sorted({stem for word in words for key, stems in TERMS.items()
+                   if (word == key if len(key) <= 3 else word.startswith(key)) for stem in stems})
+
+
+def has_term(stem: str, arabic_text_norm_words: list[str]) -> bool:
+    """A stem matches a word that starts with it once a clitic or the article is removed."""
+    for word in arabic_text_norm_words:
+        for cut in (0, *(len(p) for p, _ in _ARABIC_PREFIXES if word.startswith(p))):
+            if word[cut:].startswith(stem):
+                return True
+    return False

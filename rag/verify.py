@@ -1,0 +1,213 @@
+"""Verification shared by answers and briefings: citation mapping, grounding of figures and names, figures and
+dates rendered in code, refusal detection. Everything here is deterministic: what the model wrote is checked
+against the passages it was shown, never trusted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.arabic import normalize_for_search, tokenize_for_search
+from rag.chunk import split_sentences
+from rag.names import find_in_arabic, latin_names
+from rag.records import Flag, Hit
+
+REFUSAL = {"ar": "لا تذكر المقالات ذلك.", "en": "The articles don't say."}
+_REFUSAL_MARKERS = [normalize_for_search(m) for m in (
+    "لا تذكر المقالات", "لم تذكر المقالات", "لا تذكر المقاطع", "لم تذكر المقاطع", "لا تحتوي المقاطع",
+    "لا تتضمن المقاطع", "لا توجد معلومات", "the articles don't say", "the articles do not say",
+    "the passages don't", "the passages do not", "not mentioned in the", "no information",
+)]
+CITATION = re.compile(r"\[\s*(\d+(?:\s*[,،]\s*\d+)*)\s*\]")
+# Chat-template control tokens inside an article must never reach the model as tokens.
+CONTROL_TOKENS = re.compile(r"<\|[^|>]{1,40}\|>")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+
+# Number words (in normalize_for_search form: ة -> ه, أ -> ا), cardinal and ordinal, Arabic and English.
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
+    "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000, "dozen": 12,
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "twice": 2, "both": 2, "pair": 2,
+    "واحد": 1, "واحده": 1, "احدي": 1, "اثنان": 2, "اثنين": 2, "اثنتان": 2, "اثنتين": 2, "ثلاث": 3, "ثلاثه": 3,
+    "اربع": 4, "اربعه": 4, "خمس": 5, "خمسه": 5, "ست": 6, "سته": 6, "سبع": 7, "سبعه": 7, "ثمان": 8, "ثماني": 8,
+    "ثمانيه": 8, "تسع": 9, "تسعه": 9, "عشر": 10, "عشره": 10, "عشرون": 20, "عشرين": 20, "ثلاثون": 30,
+    "ثلاثين": 30, "اربعون": 40, "اربعين": 40, "خمسون": 50, "خمسين": 50, "ستون": 60, "ستين": 60, "سبعون": 70,
+    "سبعين": 70, "ثمانون": 80, "ثمانين": 80, "تسعون": 90, "تسعين": 90, "مائه": 100, "مئه": 100, "الف": 1000,
+    "اول": 1, "اولي": 1, "ثاني": 2, "ثانيه": 2, "ثالث": 3, "ثالثه": 3, "رابع": 4, "رابعه": 4, "خامس": 5,
+    "خامسه": 5, "سادس": 6, "سادسه": 6, "سابع": 7, "سابعه": 7, "ثامن": 8, "ثامنه": 8, "تاسع": 9, "تاسعه": 9,
+    "عاشر": 10, "عاشره": 10, "شهرين": 2, "يومين": 2, "ساعتين": 2, "عامين": 2, "سنتين": 2,
+}
+_WORD_PREFIXES = ("وال", "بال", "لل", "ال", "و", "ب", "ل", "ف")
+
+# Months as written in Arabic news: Egyptian/Gulf names and the Levantine/Iraqi ones ("28 حزيران/يونيو").
+MONTHS_EN = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+             "November", "December"]
+_MONTHS_AR = {
+    1: ["يناير", "كانون الثاني"], 2: ["فبراير", "شباط"], 3: ["مارس", "اذار"], 4: ["ابريل", "نيسان"],
+    5: ["مايو", "ايار"], 6: ["يونيو", "يونيه", "حزيران"], 7: ["يوليو", "يوليه", "تموز"], 8: ["اغسطس", "اب"],
+    9: ["سبتمبر", "ايلول"], 10: ["اكتوبر", "تشرين الاول"], 11: ["نوفمبر", "تشرين الثاني"],
+    12: ["ديسمبر", "كانون الاول"],
+}
+_DAYS = {"الاثنين": "Monday", "الثلاثاء": "Tuesday", "الاربعاء": "Wednesday", "الخميس": "Thursday",
+         "الجمعه": "Friday", "السبت": "Saturday", "الاحد": "Sunday"}
+_MONTH_NAME = "|".join(sorted((re.escape(n) for names in _MONTHS_AR.values() for n in names), key=len, reverse=True))
+_MONTH_RUN = rf"(?:{_MONTH_NAME})(?:\s*/\s*(?:{_MONTH_NAME}))?"
+# "28 حزيران/يونيو 2021", "الخامس من يناير/كانون الثاني عام 2020", "في 29 سبتمبر/أيلول"
+_DATE = re.compile(rf"(?:(?P<day>\d{{1,2}})|(?:ال)?(?P<dayword>\w+)\s+من)\s*(?P<month>{_MONTH_RUN})"
+                   rf"(?:\s*(?:من\s+)?(?:عام|سنه)?\s*(?P<year>\d{{4}}))?")
+
+
+@dataclass
+class Passage:
+    """A numbered piece of an article as a prompt shows it; offsets are in the article's text."""
+    n: int
+    hit: Hit
+    text: str
+    start: int
+    end: int
+
+
+def passage_block(passages: list[Passage]) -> str:
+    """Numbered passages as the prompts show them: `[n] (outlet, date) text`, one per line."""
+    return "\n".join(f"[{p.n}] ({', '.join(x for x in (p.hit.source, p.hit.date) if x) or p.hit.title}) "
+                     f"{' '.join(p.text.split())}" for p in passages)
+
+
+def strip_citations(text: str) -> str:
+    return re.sub(r"\s{2,}", " ", CITATION.sub(" ", text)).strip()
+
+
+def cited_numbers(text: str) -> list[int]:
+    return [int(n) for group in CITATION.findall(text) for n in re.split(r"[,،]", group)]
+
+
+def _number_word(word: str) -> int | None:
+    if word in _NUMBER_WORDS:
+        return _NUMBER_WORDS[word]
+    for prefix in _WORD_PREFIXES:
+        if word.startswith(prefix) and word[len(prefix):] in _NUMBER_WORDS:
+            return _NUMBER_WORDS[word[len(prefix):]]
+    return None
+
+
+def numbers(text: str) -> set[str]:
+    """Figures a text states, as ASCII digits: digits in any script, number words (cardinal and ordinal) in
+    Arabic and English, and Arabic feminine duals (طائرتين: two)."""
+    norm = normalize_for_search(text)
+    found = {n.replace(",", "") for n in _NUMBER.findall(norm)}
+    for word in re.findall(r"\w+", norm):
+        value = _number_word(word)
+        if value is not None:
+            found.add(str(value))
+        elif re.fullmatch(r"[\u0621-\u064a]{3,}(?:تين|تان)", word) and not word.endswith(("ستين", "ستان")):
+            found.add("2")  # a feminine dual: مسيرتين, طائرتان
+    return found
+
+
+def content_words(text: str) -> list[str]:
+    return [t for t in tokenize_for_search(CITATION.sub(" ", text)) if len(t) >= 3 and not t.isdigit()]
+
+
+def is_refusal(text: str) -> bool:
+    norm = normalize_for_search(text)
+    return any(marker in norm for marker in _REFUSAL_MARKERS)
+
+
+def months(text: str) -> set[int]:
+    """Months a text names: Arabic (both naming systems) or English."""
+    norm = normalize_for_search(text)
+    found = {m for m, names in _MONTHS_AR.items() for name in names if re.search(rf"(?<!\w){name}(?!\w)", norm)}
+    found |= {i + 1 for i, name in enumerate(MONTHS_EN) if re.search(rf"\b{name}\b", text)}
+    return found
+
+
+def render_dates_en(text: str) -> list[str]:
+    """Dates in Arabic text rendered in English by code, never by the model: "28 حزيران/يونيو" -> "28 June",
+    "الخامس من يناير/كانون الثاني عام 2020" -> "5 January 2020"."""
+    out = []
+    norm = normalize_for_search(text)
+    for m in _DATE.finditer(norm):
+        day = m.group("day") or (str(_number_word(m.group("dayword"))) if _number_word(m.group("dayword") or "")
+                                 else None)
+        month = next((i for i, names in _MONTHS_AR.items() for name in names if m.group("month").startswith(name)),
+                     None)
+        if day and month:
+            out.append(" ".join(x for x in (day, MONTHS_EN[month - 1], m.group("year")) if x))
+    return out
+
+
+def render_days_en(text: str) -> list[str]:
+    norm = normalize_for_search(text)
+    return [en for ar, en in _DAYS.items() if re.search(rf"(?<!\w)(?:و|ب)?{ar}(?!\w)", norm)]
+
+
+def claims(text: str) -> list[str]:
+    """Sentences, with a clause that ends in a semicolon or colon joined to what follows it: the citation
+    at the end of the sentence covers both."""
+    out, pending = [], ""
+    for span in split_sentences(text):
+        piece = text[span.start:span.end]
+        if piece.rstrip().endswith(("؛", ";", ":", "،", ",")):
+            pending += piece + " "
+            continue
+        out.append(pending + piece)
+        pending = ""
+    return out + ([pending.strip()] if pending.strip() else [])
+
+
+def unsupported_names(claim: str, support: str) -> list[str]:
+    """Latin-script names in a claim that the (Arabic or Latin) support text neither contains nor renders."""
+    norm = normalize_for_search(support)
+    return [name for name in latin_names(claim)
+            if normalize_for_search(name) not in norm and find_in_arabic(name, support) is None]
+
+
+def ground(text: str, passages: list[Passage], question: str, lang: str) -> tuple[str, list[int], int, list[Flag]]:
+    """Citation mapping and grounding checks shared by answers and briefings: numbers that point at no passage
+    are removed and counted; sentences without a citation, and figures or (in Arabic text) Latin names that
+    their cited passages do not contain, are flagged. Returns (text, cited numbers in order, dropped, flags)."""
+    by_n = {p.n: p for p in passages}
+    flags: list[Flag] = []
+    dropped = 0
+    used: list[int] = []
+
+    def keep_valid(match: re.Match) -> str:
+        nonlocal dropped
+        valid = []
+        for part in re.split(r"[,،]", match.group(1)):
+            n = int(part)
+            if n in by_n:
+                valid.append(n)
+                if n not in used:
+                    used.append(n)
+            else:
+                dropped += 1
+        return "[" + "][".join(map(str, valid)) + "]" if valid else ""
+
+    text = CITATION.sub(keep_valid, text)
+    text = re.sub(r"[ \t]+([.،,؛])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+    if dropped:
+        flags.append(Flag(kind="invalid_citation",
+                          detail=f"{dropped} citation(s) pointed at no passage and were removed"))
+    for sentence in claims(text):
+        cited = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
+        claim = CITATION.sub("", sentence).strip()
+        if len(claim.split()) < 3:
+            continue
+        if not cited:
+            flags.append(Flag(kind="uncited_sentence", detail=claim))
+        support = " ".join(by_n[n].text for n in cited) if cited else " ".join(p.text for p in passages)
+        missing = sorted(numbers(claim) - numbers(support) - numbers(question))
+        if missing:
+            flags.append(Flag(kind="unsupported_figure",
+                              detail=f"{', '.join(missing)} not in the cited passage(s): {claim}"))
+        if lang == "ar":  # Latin-script names in Arabic text must be in the passages as written
+            support_norm = normalize_for_search(support + " " + question)
+            for name in latin_names(claim):
+                if normalize_for_search(name) not in support_norm:
+                    flags.append(Flag(kind="unsupported_name", detail=f"{name} not in the cited passage(s)"))
+    return text, used, dropped, flags

@@ -1,0 +1,79 @@
+import pytest
+
+from rag.answer import locate_span, render_english, unverified_names
+from rag.verify import months, numbers, render_dates_en, strip_citations
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("منحت رئيس الوزراء ثلاثة أشهر", {"3"}), ("3 أشهر", {"3"}), ("٤٨ ساعة", {"48"}),
+    ("في الساعة الثانية من فجر الإثنين", {"2"}), ("أسقطت طائرتين مسيرتين", {"2"}), ("وخمسة آخرين", {"5"}),
+    ("five fighters and 3 wounded", {"5", "3"}), ("في فلسطين", set()), ("ستين صاروخا", {"60"}),
+])
+def test_numbers_read_digits_words_ordinals_and_duals(text, expected):
+    assert numbers(text) == expected
+
+
+@pytest.mark.parametrize("arabic, english", [
+    ("الإثنين، 28 حزيران/يونيو، واستهدفت", ["28 June"]),
+    ("صوّت في الخامس من يناير/كانون الثاني من العام الماضي", ["5 January"]),
+    ("في الثالث من يناير/كانون الثاني عام 2020", ["3 January 2020"]),
+    ("حذر في 29 سبتمبر/أيلول الماضي", ["29 September"]),
+    ("في 12 تشرين الأول", ["12 October"]), ("في 3 آب", ["3 August"]), ("لا تاريخ هنا", []),
+])
+def test_dates_are_rendered_in_code_from_both_month_systems(arabic, english):
+    assert render_dates_en(arabic) == english
+
+
+def test_months_are_read_in_both_scripts():
+    assert months("28 حزيران/يونيو") == {6} and months("on 28 June") == {6} and months("لا شيء") == set()
+
+
+def test_strip_citations():
+    assert strip_citations("8 صواريخ [4]. وقتل 5 [1, 2]") == "8 صواريخ . وقتل 5"
+
+
+def test_locate_span_accepts_the_sentences_own_words_only():
+    sentence = "وأمهلت ميليشيا عصائب أهل الحق الحكومة العراقية 48 ساعة للإفراج عن عناصرها."
+    start, end = locate_span("48 ساعة", sentence)
+    assert sentence[start:end] == "48 ساعة"
+    start, end = locate_span("«48 ساعة.»", sentence)  # punctuation the model adds is ignored
+    assert sentence[start:end] == "48 ساعة"
+    assert locate_span("72 ساعة", sentence) is None
+    assert locate_span("الحكومة أمهلت العصائب يومين", sentence) is None  # not a run of the sentence
+
+
+def test_english_names_must_render_the_arabic_of_the_sentence():
+    sentence = "وكان جون كيربي المتحدث باسم وزارة الدفاع الأميركية (البنتاغون) قال إن القوات في خطر"
+    assert unverified_names("John Kirby", sentence, "Who is the Pentagon spokesman?") == []
+    assert unverified_names("John Kerry", sentence, "Who is the Pentagon spokesman?") == ["John Kerry"]
+    assert unverified_names("The Pentagon spokesman", sentence, "Who?") == []
+
+
+def test_english_answers_are_asserted_only_when_the_sentence_bears_them_out():
+    sentence = "وأمهلت ميليشيا عصائب أهل الحق الحكومة العراقية 48 ساعة للإفراج عن عناصرها."
+    question = "How many hours did Asaib Ahl al-Haq give the government?"
+    assert render_english("48 hours", sentence, question)[0] == "48 hours"
+    text, flags = render_english("two days", sentence, question)  # a figure the sentence does not state
+    assert text == "" and flags[0].kind == "unsupported_figure"
+    text, flags = render_english("John Kerry", "قال جون كيربي إن القوات في خطر", "Who is the Pentagon spokesman?")
+    assert text == "" and flags[0].kind == "unverified_name"
+    assert render_english("John Kirby", "قال جون كيربي إن القوات في خطر", "Who is the spokesman?")[0] == "John Kirby"
+    text, flags = render_english("the government", sentence, "Who was given a deadline by Asaib Ahl al-Haq?")
+    assert text == "" and flags[0].kind == "unanchored"  # nothing in it can be checked across scripts
+    text, flags = render_english("the militia", sentence, question)
+    assert text == "" and flags[0].kind == "wrong_kind"  # a "how many" answer needs a figure
+    text, flags = render_english("Asaib Ahl al-Haq", sentence, question)
+    assert text == "" and flags[0].kind == "copied_question"
+
+
+def test_dates_in_english_answers_are_the_sentences_rendered_by_code():
+    sentence = "ووقعت الضربات في الساعة الثانية من فجر الإثنين، 28 حزيران/يونيو، واستهدفت مواقع"
+    assert render_english("June 28", sentence, "On what date did the strikes happen?")[0] == "28 June"
+    assert render_english("June 2021", sentence, "When did the strikes happen?")[0] == ""  # 2021: not said
+
+
+def test_the_questions_spelling_of_a_name_is_kept():
+    sentence = "وأمهلت ميليشيا عصائب أهل الحق التي يقودها قيس الخزعلي الحكومة 48 ساعة"
+    text, _ = render_english("Asaeb Ahl al-Haq gave 48 hours", sentence,
+                             "How many hours did Asaib Ahl al-Haq give the government?")
+    assert text == "Asaib Ahl al-Haq gave 48 hours"
