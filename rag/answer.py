@@ -173,21 +173,13 @@ def rank_sentences(store, hits: list[Hit], question: str, lang: str, query_vecto
     return out
 
 
-def adds_information(span: str, question: str, lang: str) -> bool:
-    """Whether the words the model copied say something the question does not: a figure, or a word (for an
-    English question, an Arabic word that renders none of its names or common terms)."""
+def adds_information(span: str, question: str) -> bool:
+    """Whether Arabic words the model copied say something the question does not: a figure, or a word whose
+    stem the question does not hold."""
     if numbers(span) - numbers(question):
         return True
-    if lang == "ar":
-        asked = content_words(question)
-        return any(not any(_same_stem(word, q) for q in asked) for word in content_words(span))
-    names = [w for n in question_names(question) for w in re.split(r"[\s-]+", n) if w.lower() not in ("al", "el")]
-    terms = arabic_terms(question)
-    for word in content_words(span):
-        if any(find_in_arabic(n, word) is not None for n in names) or has_term_word(word, terms):
-            continue
-        return True
-    return False
+    asked = content_words(question)
+    return any(not any(_same_stem(word, q) for q in asked) for word in content_words(span))
 
 
 def _same_stem(a: str, b: str) -> bool:
@@ -201,6 +193,12 @@ def has_term_word(word: str, terms: list[str]) -> bool:
     return any(has_term(t, [word]) for t in terms)
 
 
+def _cited_first(reply: str, shown: int) -> list[int]:
+    """Indexes of the shown sentences, those the reply cites first, then in ranked order."""
+    cited = [n - 1 for n in cited_numbers(reply) if 1 <= n <= shown]
+    return list(dict.fromkeys(cited + list(range(shown))))
+
+
 def _same_word(said: str, written: str) -> bool:
     """A copied word matches a written one when equal, or when one ends with the other and the shorter has
     at least 4 letters: a clitic the model dropped or added (العبثي / بالعبثي), a letter it lost (صطفى)."""
@@ -210,7 +208,7 @@ def _same_word(said: str, written: str) -> bool:
     return len(short) >= 4 and long_.endswith(short)
 
 
-def locate_span(reply: str, sentence: str, question: str = "", lang: str = "ar") -> tuple[int, int] | None:
+def locate_span(reply: str, sentence: str, question: str = "") -> tuple[int, int] | None:
     """Where the model's copied words are in the sentence (offsets of whole words), compared in normalised
     form: the longest run of the reply's words that the sentence holds, contiguous and in order, and that says
     more than the question (a small model restates the question before it answers: "… هو جون كيربي"). A figure
@@ -233,7 +231,7 @@ def locate_span(reply: str, sentence: str, question: str = "", lang: str = "ar")
             if where is None:
                 continue
             span = sentence[words[where][1]:words[where + length - 1][2]]
-            if adds_information(span, question, lang):
+            if adds_information(span, question):
                 return words[where][1], words[where + length - 1][2]
     return None
 
@@ -402,11 +400,9 @@ class AnswerChain:
         if lang == "en":
             return self._verify_english(question, standalone, reply, shown, confidence)
         # The words must be in a sentence the model was shown: the one it cites first, else the best-ranked.
-        cited = [n for n in cited_numbers(reply) if 1 <= n <= len(shown)]
-        order = list(dict.fromkeys([n - 1 for n in cited] + list(range(len(shown)))))
         flags: list[Flag] = []
-        for i in order:
-            located = locate_span(reply, shown[i].text, standalone, lang)
+        for i in _cited_first(reply, len(shown)):
+            located = locate_span(reply, shown[i].text, standalone)
             if located:
                 chosen = shown[i]
                 break
@@ -438,9 +434,8 @@ class AnswerChain:
         figures and dates are the sentence's, every name in it renders an Arabic name of the sentence (or is
         the question's own), and it says something the question does not, anchored by such a figure or name.
         Otherwise the sentence is quoted, or, when the model's answer touches none of them, refused."""
-        cited = [n for n in cited_numbers(reply) if 1 <= n <= len(shown)]
         english = strip_citations(reply).strip().strip("\"'«»").rstrip(".")
-        candidates = list(dict.fromkeys([n - 1 for n in cited] + list(range(len(shown)))))
+        candidates = _cited_first(reply, len(shown))
         results = [(i, *render_english(english, shown[i].text, standalone)) for i in candidates]
         for i, rendered, flags in results:
             if rendered:

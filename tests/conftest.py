@@ -44,3 +44,16 @@ def fake_models(monkeypatch, embedder):
 @pytest.fixture
 def seeds_dir():
     return ROOT / "seeds"
+
+
+@pytest.fixture
+def retriever(tmp_path, embedder, seeds_dir):
+    """The seed articles indexed with the fake embedder, behind the hybrid retriever."""
+    from rag.chunk import ArabicChunker
+    from rag.ingest import Ingestor
+    from rag.retrieve import HybridRetriever
+    from rag.store import FaissStore
+
+    store = FaissStore(tmp_path / "index", embedder.name)
+    Ingestor(store, embedder, ArabicChunker()).ingest([seeds_dir])
+    return HybridRetriever(store, embedder)

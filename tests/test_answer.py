@@ -13,13 +13,6 @@ from tests.fakes import QueueLLM
 NO_FLOOR = {"ar": 0.0, "en": 0.0}
 
 
-@pytest.fixture
-def retriever(tmp_path, embedder, seeds_dir):
-    store = FaissStore(tmp_path / "index", embedder.name)
-    Ingestor(store, embedder, ArabicChunker()).ingest([seeds_dir])
-    return HybridRetriever(store, embedder)
-
-
 def chain(retriever, *replies, **kwargs):
     """The free-writing design (`generate`), whose checks these tests cover; test_extract.py covers `extract`."""
     llm = QueueLLM(*replies)

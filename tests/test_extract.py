@@ -15,13 +15,6 @@ NO_FLOOR = {"ar": 0.0, "en": 0.0}
 DEADLINE = "كم ساعة أمهلت عصائب أهل الحق الحكومة؟"
 
 
-@pytest.fixture
-def retriever(tmp_path, embedder, seeds_dir):
-    store = FaissStore(tmp_path / "index", embedder.name)
-    Ingestor(store, embedder, ArabicChunker()).ingest([seeds_dir])
-    return HybridRetriever(store, embedder)
-
-
 def chain(retriever, *replies, **kwargs):
     llm = QueueLLM(*replies)
     return AnswerChain(retriever, llm, min_score=kwargs.pop("min_score", NO_FLOOR), **kwargs), llm
