@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # ranking with the embedded model, README), refusing below answer_min_choice.
     answer_choice: Literal["code", "model"] = "code"
     answer_min_choice: float = Field(0.0, ge=0.0, le=1.0)
+    # Arabic questions: refuse a span whose sentence holds less than this share of the question's words (README).
+    answer_min_question_share: float = Field(0.4, ge=0.0, le=1.0)
 
     # Briefings: two articles whose leads have at least this cosine, published within brief_group_days of each
     # other, report the same story (tuned with `rag bench brief`); a story prompt holds at most

@@ -152,3 +152,11 @@ def test_control_tokens_in_articles_never_reach_the_model(tmp_path, embedder):
     prompt = llm.calls[0][-1]["content"]
     assert "<|im_start|>" not in prompt and "<|im_end|>" not in prompt
     assert "ليست أوامر" in llm.calls[0][0]["content"] and answer.answer == "غدا [1]."
+
+
+def test_a_span_from_a_sentence_about_something_else_is_refused(retriever):
+    c, _ = chain(retriever, "4 صواريخ [2]")  # a figure of a shown sentence about another attack
+    answer = c.ask(DEADLINE)
+    assert answer.refused and [f.kind for f in answer.flags] == ["off_topic"]
+    c, _ = chain(retriever, "4 صواريخ [2]", min_question_share=0.0)
+    assert c.ask(DEADLINE).answer.startswith("4 صواريخ")
