@@ -1,13 +1,14 @@
 """The answer chain: retrieve, choose the evidence, extract, verify, and only then answer.
 
 Two designs, by setting (`RAG_ANSWER_MODE`):
-- `extract` (default, for small local models): the passages' sentences are ranked in code; the model chooses
-  the one that answers (the number it puts next, read from its next-token probabilities: one forward pass),
-  then copies the shortest words of that sentence that answer; code checks that those words are in the
-  sentence. English answers are rendered from the verified Arabic words, and checked again: figures and dates
-  must be the sentence's (dates are rendered in code), and every name must render an Arabic name of the
-  sentence (`rag.names`) or be the question's own. What fails a check is not asserted: the answer quotes the
-  evidence instead, or refuses. The reader sees the evidence before the answer.
+- `extract` (default, for small local models): the passages' sentences are ranked in code and the best one is
+  streamed as evidence before the model runs. For an Arabic question the model copies the words that answer
+  from the best few sentences (`words [n]`), and code checks they are a run of a shown sentence that says more
+  than the question. For an English question it answers in a few English words (`words [n]`), and code checks
+  them against the cited Arabic sentence: figures and months must be the sentence's (dates are rendered in
+  code), every name must render an Arabic name of the sentence (`rag.names`) or be the question's own. What
+  fails a check is not asserted: the answer quotes the sentence instead, or refuses. With
+  `choice="model"`, the model first names one sentence by number (next-token probabilities).
 - `generate` (for strong endpoints): the model writes a short cited answer from excerpts of the passages, and
   the same citation and grounding checks flag what it wrote.
 """
@@ -462,8 +463,7 @@ class AnswerChain:
         # Kerry" for جون كيربي); an answer with nothing verifiable is a refusal (an invented name for a
         # question the articles do not answer).
         asked = normalize_for_search(standalone)
-        words = [w for n in latin_names(english) for w in re.split(r"[\s-]+", n) if w.lower() not in
-                 COMMON_CAPITALISED and w.lower() not in ("al", "el") and normalize_for_search(w) not in asked]
+        words = [w for n in latin_names(english) for w in _name_words(n) if normalize_for_search(w) not in asked]
         partial = [j for j in candidates if numbers(english) & numbers(shown[j].text) - numbers(standalone)
                    or any(find_in_arabic(w, shown[j].text) is not None for w in words)]
         if not partial or any(f.kind in ("copied_question", "not_english") for f in flags):
@@ -566,14 +566,19 @@ class AnswerChain:
 
 
 # ---- English rendering -----------------------------------------------------------------------------------------
+def _name_words(name: str) -> list[str]:
+    """The words of a Latin name that can be checked across scripts: less common capitalised words and particles."""
+    return [w for w in re.split(r"[\s-]+", name) if w.lower().strip(".'’") not in COMMON_CAPITALISED
+            and w.lower() not in ("al", "el", "bin", "ibn", "abu")]
+
+
 def unverified_names(english: str, arabic: str, question: str) -> list[str]:
     """Names in an English text that are neither the question's own words, nor common capitalised words, nor a
     rendering of an Arabic name in `arabic` (consonant skeletons, `rag.names`)."""
     q_norm = normalize_for_search(question)
     out = []
     for name in latin_names(english):
-        words = [w for w in re.split(r"[\s-]+", name) if w.lower().strip(".'’") not in COMMON_CAPITALISED
-                 and w.lower() not in ("al", "el", "bin", "ibn", "abu")]
+        words = _name_words(name)
         if not words or all(normalize_for_search(w) in q_norm for w in words):
             continue
         rest = " ".join(words)
@@ -586,8 +591,7 @@ def _new_name(name: str, sentence: str, question: str) -> bool:
     """A name in an answer that says something the question does not: not the question's own words, not only
     common words, and not a rendering of the Arabic word for something the question asks about ("Amminiy" for
     الأمين when the question asks for the secretary-general)."""
-    words = [w for w in re.split(r"[\s-]+", name) if w.lower() not in COMMON_CAPITALISED and w.lower() not in
-             ("al", "el")]
+    words = _name_words(name)
     if not words or normalize_for_search(name) in normalize_for_search(question):
         return False
     where = find_in_arabic(" ".join(words), sentence)

@@ -72,7 +72,7 @@ def format_report(results: dict) -> str:
                   "|---|---|---|---|---|---|---|---|---|"]
         for name, s in systems.items():
             refused_u = "n/a" if s["unanswerable_refused"] is None else f"{s['unanswerable_refused']:.3f}"
-            lines.append(f"| {name} | {s['n']} | {s['pass_rate']:.3f} | {s['answer_accuracy']:.3f} | {refused_u} | "
+            lines.append(f"| {name} | {s['n']} | {s['pass_rate']:.3f} | {s['right']:.3f} | {refused_u} | "
                          f"{s['answerable_refused']:.3f} | {s['citations_pointing_nowhere']} | "
                          f"{s['first_token_p50_s']} / {s['first_token_p95_s']} | "
                          f"{s['total_p50_s']} / {s['total_p95_s']} |")

@@ -385,7 +385,7 @@ def _verify_sentences(summary: str, passages: list[Passage], lang: str) -> tuple
     return " ".join(kept), flags
 
 
-_LEADINGCITATIONS = re.compile(r"^\s*((?:\[\d+(?:\s*[,،]\s*\d+)*\]\s*)+)(.*?)([.!?؟…]*)\s*$", re.S)
+_LEADING_CITATIONS = re.compile(r"^\s*((?:\[\d+(?:\s*[,،]\s*\d+)*\]\s*)+)(.*?)([.!?؟…]*)\s*$", re.S)
 _PREFIX = re.compile(r"^\s*([^\s:：\-–]+(?:\s+[^\s:：\-–]+){0,2})\s*(?::|：|\s[-–]\s)\s*(?=\S)")
 
 
@@ -401,7 +401,7 @@ def _tidy_claim(claim: str, outlets: set[str]) -> str:
             claim = " ".join(words[:i]).rstrip(" ،,") + (f" {tail}" if tail else "")
             break
         seen.setdefault(gram, i)
-    found = _LEADINGCITATIONS.match(claim)
+    found = _LEADING_CITATIONS.match(claim)
     if found and found.group(2).strip():
         claim = f"{found.group(2).strip()} {found.group(1).strip()}{found.group(3) or '.'}"
     prefix = _PREFIX.match(claim)

@@ -28,7 +28,7 @@ from rag.verify import strip_citations
 
 # Aggregate metrics the gate watches: name -> True when higher is better.
 QUALITY_METRICS = {
-    "pass_rate": True, "right": True, "confidently_wrong": False, "answer_accuracy": True, "retrieval_hit_at_k": True, "retrieval_mrr": True,
+    "pass_rate": True, "right": True, "confidently_wrong": False, "retrieval_hit_at_k": True, "retrieval_mrr": True,
     "citation_validity": True, "cites_expected_source": True, "unanswerable_refused": True,
     "answerable_refused": False, "grounding_flags_per_answer": False,
 }
@@ -169,7 +169,6 @@ def aggregate(rows: list[dict]) -> dict:
         "right": _mean(o == "right" for o, r in zip(outcomes, rows, strict=True) if r["answerable"]),
         "confidently_wrong": _mean(o == "wrong" for o in outcomes),
         "quoted": _mean(o == "quoted" for o, r in zip(outcomes, rows, strict=True) if r["answerable"]),
-        "answer_accuracy": _mean(r["answer_correct"] for r in answerable),
         "retrieval_hit_at_k": _mean(r["retrieval_hit"] for r in answerable),
         "retrieval_mrr": _mean(r["reciprocal_rank"] for r in answerable),
         "citation_validity": _mean(r["citations_valid"] for r in answered),
@@ -321,7 +320,6 @@ def load_baseline(path: Path) -> dict:
 # ---- output -----------------------------------------------------------------------------------------------
 _LABELS = [("pass_rate", "passed"), ("right", "right (answerable)"),
            ("confidently_wrong", "confidently wrong (all)"), ("quoted", "quoted, not asserted (answerable)"),
-           ("answer_accuracy", "answer accuracy"),
            ("retrieval_hit_at_k", "retrieval hit@k"), ("retrieval_mrr", "retrieval MRR"),
            ("citation_validity", "citations all valid"), ("cites_expected_source", "cites an expected source"),
            ("unanswerable_refused", "unanswerable refused"), ("answerable_refused", "answerable refused"),

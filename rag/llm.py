@@ -8,7 +8,9 @@ model finds the first one's server through a lock file and talks to it, so two m
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -36,16 +38,12 @@ def choose_option(chat, messages: list[dict], options: list[str]) -> tuple[str |
     if probe is not None:
         top = probe(messages)
         if top:
-            import math
-
             weights = {o: math.exp(top[o]) for o in options if o in top}
             total = sum(weights.values())
             if total > 0:
                 probs = {o: w / total for o, w in weights.items()}
                 return max(probs, key=probs.get), probs
     reply = "".join(chat.stream(messages, max_tokens=4))
-    import re
-
     for token in re.findall(r"\d+", reply):
         if token in options:
             return token, {}

@@ -128,16 +128,12 @@ def find_in_arabic(latin: str, text: str, max_words: int = 4) -> tuple[int, int]
     """The offsets of the shortest run of Arabic words in `text` that `latin` renders, or None."""
     words = arabic_words(text)
     n_latin = max(1, len(latin.split()))
-    best = None
-    for size in range(1, max_words + 1):
-        if size > n_latin + 2:
-            break
+    for size in range(1, min(max_words, n_latin + 2) + 1):
         for i in range(len(words) - size + 1):
-            window = text[words[i][1]:words[i + size - 1][2]]
-            if names_match(latin, window):
-                best = (words[i][1], words[i + size - 1][2])
-                return best
-    return best
+            start, end = words[i][1], words[i + size - 1][2]
+            if names_match(latin, text[start:end]):
+                return start, end
+    return None
 
 
 def latin_names(text: str) -> list[str]:
@@ -158,7 +154,7 @@ def question_names(question: str) -> list[str]:
 
 
 _QUESTION_WORDS = {"who", "what", "which", "when", "where", "why", "how", "whom", "whose", "did", "does", "do",
-                   "is", "are", "was", "were", "in", "on", "at", "according", "the", "a", "an", "according to"}
+                   "is", "are", "was", "were", "in", "on", "at", "according", "the", "a", "an"}
 
 
 # ---- common news terms -------------------------------------------------------------------------------------

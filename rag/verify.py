@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from rag.arabic import normalize_for_search, tokenize_for_search
 from rag.chunk import split_sentences
-from rag.names import find_in_arabic, latin_names
+from rag.names import latin_names
 from rag.records import Flag, Hit
 
 REFUSAL = {"ar": "لا تذكر المقالات ذلك.", "en": "The articles don't say."}
@@ -157,13 +157,6 @@ def claims(text: str) -> list[str]:
         out.append(pending + piece)
         pending = ""
     return out + ([pending.strip()] if pending.strip() else [])
-
-
-def unsupported_names(claim: str, support: str) -> list[str]:
-    """Latin-script names in a claim that the (Arabic or Latin) support text neither contains nor renders."""
-    norm = normalize_for_search(support)
-    return [name for name in latin_names(claim)
-            if normalize_for_search(name) not in norm and find_in_arabic(name, support) is None]
 
 
 def ground(text: str, passages: list[Passage], question: str, lang: str) -> tuple[str, list[int], int, list[Flag]]:

@@ -17,5 +17,5 @@ def test_run_chain_scores_a_fake_chain():
 
     summary, rows = run_chain(FakeChain(), [{"id": "q", "question": "كم؟", "answerable": True,
                                             "expect_any": ["48"], "sources": ["a"]}])
-    assert summary["answer_accuracy"] == 1.0 and summary["first_token_p50_s"] == 1.0 and rows[0]["passed"]
+    assert summary["right"] == 1.0 and summary["first_token_p50_s"] == 1.0 and rows[0]["passed"]
     assert "| rag | 1 | 1.000 | 1.000 |" in format_report({"set": {"rag": summary}})
