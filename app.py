@@ -1,6 +1,6 @@
-"""Gradio entry point (`python app.py` or `rag serve`); the UI lives in rag/ui.py."""
+"""Entry point (`python app.py`, like `rag serve`): the web app at / and the HTTP API at /api and /v1, one port."""
 
-from rag.ui import serve
+from rag.api import serve
 
 if __name__ == "__main__":
     serve()

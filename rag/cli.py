@@ -137,15 +137,6 @@ def cmd_stats(args) -> int:
     return 0
 
 
-def _retriever(settings, **overrides):
-    from rag.embed import make_embedder
-    from rag.retrieve import HybridRetriever
-
-    embedder = make_embedder(settings)
-    store = _open_store(settings, embedder)
-    return HybridRetriever.from_settings(store, embedder, settings, **overrides)
-
-
 def _read_queries(path: str) -> list[dict]:
     from rag.jsonl import iter_jsonl
 
@@ -179,18 +170,19 @@ def _answer_queries(path: str, answer_one) -> int:
 
 
 def cmd_retrieve(args) -> int:
-    from rag.retrieve import Filters, check_question
+    from rag.service import Service
 
-    settings = _settings(args)
-    filters = Filters(source=args.source, since=args.since, until=args.until)
+    service = Service(_settings(args))
+
+    def retrieve(question):
+        return service.retrieve(question, args.k, args.source, args.since, args.until)
+
     if args.queries:
-        retriever = _retriever(settings)
-        return _answer_queries(args.queries, lambda question: _retrieval_record(
-            question, retriever.retrieve(question, k=args.k, filters=filters)))
+        return _answer_queries(args.queries, lambda question: _retrieval_record(question, retrieve(question)))
     if not args.question:
         raise BadInput("give a question, or --queries FILE.jsonl")
-    question = check_question(args.question)
-    hits = _retriever(settings).retrieve(question, k=args.k, filters=filters)
+    question = service.check_question(args.question)
+    hits = retrieve(question)
     record = _retrieval_record(question, hits)
     if args.json:
         _print_json(record)
@@ -212,38 +204,20 @@ def _retrieval_record(question, hits) -> dict:
                                            "start", "end"}) for h in hits]}
 
 
-def _chain(settings):
-    from rag.answer import AnswerChain
-    from rag.llm import make_chat_model
-
-    retriever = _retriever(settings)
-    return AnswerChain.from_settings(retriever, make_chat_model(settings), settings)
-
-
-def _answer_record(answer) -> dict:
-    record = answer.model_dump(include={"question", "lang", "answer", "refused", "quoted", "confidence", "flags",
-                                        "timings", "standalone_question", "dropped_citations"})
-    record["citations"] = [c.model_dump(include={"n", "chunk_id", "article_id", "title", "source", "date", "text"})
-                           for c in answer.citations]
-    return record
-
-
 def cmd_ask(args) -> int:
-    from rag.retrieve import check_question
+    from rag.service import Service
 
-    settings = _settings(args)
+    service = Service(_settings(args))
     if args.queries:
-        chain = _chain(settings)
-        return _answer_queries(args.queries, lambda question: _answer_record(chain.ask(question, k=args.k)))
+        return _answer_queries(args.queries, lambda question: service.ask(question, k=args.k).model_dump())
     if not args.question:
         raise BadInput("give a question, or --queries FILE.jsonl")
-    question = check_question(args.question)
-    chain = _chain(settings)
-    if args.json:
-        _print_json(_answer_record(chain.ask(question, k=args.k)))
+    question = service.check_question(args.question)
+    if args.json:  # the same Answer record the HTTP API returns
+        _print_json(service.ask(question, k=args.k).model_dump())
         return 0
     answer = None
-    for event in chain.stream(question, k=args.k):
+    for event in service.stream(question, k=args.k):
         if event["type"] == "evidence":  # what the articles say, before the model has read it
             for c in event["evidence"]:
                 meta = " · ".join(x for x in (c.source or c.title, c.date) if x)
@@ -289,18 +263,14 @@ def cmd_bench(args) -> int:
 
 
 def cmd_brief(args) -> int:
-    from rag.brief import Briefer, render
+    from rag.brief import render
     from rag.files import write_text_atomic
-    from rag.llm import make_chat_model
+    from rag.service import Service
 
-    settings = _settings(args)
-    if args.date and (args.since or args.until or args.all) or args.all and (args.since or args.until):
-        raise BadInput("give one of --date, --since/--until or --all")
-    store = _open_store(settings, _embedder_identity(settings))  # vectors are in the index: no model to load
+    service = Service(_settings(args))  # the index's vectors suffice: no embedder, and a cached briefing no LLM
     progress = (lambda message: print(f"  {message}", file=sys.stderr)) if args.out or sys.stderr.isatty() else None
-    llm = _LazyChat(lambda: make_chat_model(settings))  # a cached briefing never starts the model
-    briefing = Briefer.from_settings(store, llm, settings, progress).brief(
-        args.date, args.since, args.until, args.all, args.lang, use_cache=not args.no_cache)
+    briefing = service.briefing(args.date, args.since, args.until, args.all, args.lang,
+                                use_cache=not args.no_cache, progress=progress)
     text = render(briefing, args.format)
     if args.out:
         out = write_text_atomic(args.out, text)
@@ -310,18 +280,6 @@ def cmd_brief(args) -> int:
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
-
-
-class _LazyChat:
-    """Starts the chat model on first use only."""
-
-    def __init__(self, factory):
-        self._factory, self._chat = factory, None
-
-    def stream(self, messages, max_tokens=None):
-        if self._chat is None:
-            self._chat = self._factory()
-        return self._chat.stream(messages, max_tokens=max_tokens)
 
 
 def cmd_eval(args) -> int:
@@ -362,8 +320,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from rag.api import serve
     from rag.store import FaissStore
-    from rag.ui import serve
 
     settings = _settings(args)
     if not FaissStore.exists(settings.index_dir):
@@ -447,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the run as JSON (a valid baseline file)")
     s.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("serve", help="start the web app")
+    s = sub.add_parser("serve", help="start the web app (at /) and the HTTP API (/api, /v1, /docs)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=7860)
     s.add_argument("--index")

@@ -43,9 +43,28 @@ class BadInput(RagError):
     exit_code = 2
 
 
+class QuestionTooLong(BadInput):
+    def __init__(self, length: int, limit: int):
+        super().__init__(f"the question is {length} characters long; the limit is {limit} (RAG_MAX_QUESTION_CHARS). "
+                         "Ask a shorter question.")
+
+
 class NothingIngested(RagError):
     pass
 
 
 class LLMUnavailable(RagError):
     pass
+
+
+class NotFound(RagError):
+    exit_code = 1
+
+
+class Busy(RagError):
+    """Every generation slot stayed taken for longer than the caller may wait."""
+
+    def __init__(self, waited_s: float, retry_after_s: int):
+        super().__init__(f"the service is busy answering other questions (waited {waited_s:.0f}s): try again in "
+                         f"{retry_after_s}s, or raise RAG_LLM_QUEUE_WAIT_S / RAG_UI_LLM_CONCURRENCY")
+        self.retry_after_s = retry_after_s

@@ -1,119 +1,171 @@
-"""Typed records passed between stages; the CLI's JSON is these records serialised."""
+"""Typed records passed between stages; the JSON of the CLI and the HTTP API is these records serialised.
+
+Field docstrings are the descriptions in the API's schema (/docs)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class Article(BaseModel):
+class Record(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class Article(Record):
     id: str
-    text: str  # cleaned display text: offsets, quotes and highlights refer to this
+    """Stable id: the file's stem, or the record's `id`."""
+    text: str
+    """Cleaned display text: offsets, quotes and highlights refer to it."""
     title: str = ""
-    date: str = ""  # ISO YYYY-MM-DD, or empty when the article does not say
+    date: str = ""
+    """Publication day, YYYY-MM-DD, or empty when the article does not say."""
     source: str = ""
+    """The outlet."""
     url: str = ""
-    origin: str = ""  # file (and line) it came from
+    origin: str = ""
+    """The file (and line) it came from."""
     content_hash: str = ""
 
 
-class Chunk(BaseModel):
-    id: str  # "<article_id>#<n>": stable for a given article version
+class ArticleInfo(Record):
+    """An article as listed in the library: its metadata, not its text."""
+
+    id: str
+    title: str = ""
+    source: str = ""
+    date: str = ""
+    url: str = ""
+    chunks: int = 0
+    """Passages it was split into."""
+
+
+class Chunk(Record):
+    id: str
+    """`<article_id>#<n>`: stable for a given article version."""
     article_id: str
     n: int
     text: str
-    start: int  # character offsets into Article.text
+    start: int
+    """Character offset into Article.text."""
     end: int
 
 
-class Hit(BaseModel):
+class Hit(Record):
     rank: int
+    """1 = best."""
     chunk_id: str
     article_id: str
     title: str
     text: str
+    """The passage."""
     score: float
+    """Fused retrieval score (higher is better; comparable within one query only)."""
     source: str = ""
     date: str = ""
     start: int = 0
+    """Offsets of the passage in the article's text."""
     end: int = 0
-    scores: dict[str, float] = Field(default_factory=dict)  # per-retriever scores, for debugging
+    scores: dict[str, float] = Field(default_factory=dict)
+    """Per-retriever scores (dense, bm25), for debugging."""
 
 
-class SkippedInput(BaseModel):
-    origin: str  # file, or file:line
+class SkippedInput(Record):
+    origin: str
+    """The file, or file:line, or record:n."""
     reason: str
 
 
-class IngestReport(BaseModel):
+class IngestReport(Record):
     added: list[str] = Field(default_factory=list)
+    """Ids of new articles."""
     updated: list[str] = Field(default_factory=list)
+    """Ids whose text or metadata changed (re-embedded)."""
     unchanged: list[str] = Field(default_factory=list)
     skipped: list[SkippedInput] = Field(default_factory=list)
+    """What could not be used, with the reason."""
     chunks_embedded: int = 0
     seconds: float = 0.0
     index_dir: str = ""
 
 
-class Citation(BaseModel):
-    n: int  # the number the model used, [n]
+class Citation(Record):
+    n: int
+    """The number used in the answer's text, [n]."""
     chunk_id: str
     article_id: str
     title: str
     source: str = ""
     date: str = ""
-    text: str  # the excerpt the model was shown
-    start: int = 0  # offsets of the excerpt in the article's text, for highlighting
+    text: str
+    """The excerpt the answer was taken from."""
+    start: int = 0
+    """Offsets of the excerpt in the article's text, for highlighting."""
     end: int = 0
 
 
-class Flag(BaseModel):
-    kind: str  # invalid_citation | uncited_sentence | unsupported_figure | unverified_name | unverified_span | …
+class Flag(Record):
+    kind: str
+    """invalid_citation | uncited_sentence | unsupported_figure | unverified_name | unverified_span | off_topic | …"""
     detail: str
 
 
-class Answer(BaseModel):
+class Answer(Record):
     question: str
     lang: str
+    """ar or en: the question's language, and the answer's."""
     answer: str
+    """The answer with its [n] citation markers."""
     refused: bool = False
-    # True when the answer quotes the article's words because an answer in the question's words could not be
-    # verified: shown as evidence, never asserted.
+    """True when the articles do not hold the answer (said plainly, no citation)."""
     quoted: bool = False
-    standalone_question: str = ""  # the follow-up rewritten with the conversation, when there was one
+    """True when the answer quotes the article's sentence because an answer in the question's own words could not
+    be verified: evidence to read, not an asserted fact."""
+    standalone_question: str = ""
+    """The follow-up rewritten with the conversation, when there was one."""
     citations: list[Citation] = Field(default_factory=list)
     flags: list[Flag] = Field(default_factory=list)
+    """What the verifier found and removed or distrusted."""
     dropped_citations: int = 0
-    evidence: list[Citation] = Field(default_factory=list)  # the sentence the answer was taken from
-    confidence: float | None = None  # the model's probability for its choice of that sentence, when known
-    timings: dict[str, float] = Field(default_factory=dict)  # retrieve_s, evidence_s, first_token_s, total_s
+    """[n] markers that pointed at no passage and were removed."""
+    evidence: list[Citation] = Field(default_factory=list)
+    """The sentence the answer was taken from."""
+    confidence: float | None = None
+    """The model's probability for its choice of that sentence, when known."""
+    timings: dict[str, float] = Field(default_factory=dict)
+    """Seconds: retrieve_s, evidence_s, first_token_s, total_s."""
 
 
-class BriefCitation(BaseModel):
+class BriefCitation(Record):
     n: int
     article_id: str
     title: str
     source: str = ""
     date: str = ""
     chunk_id: str = ""
-    text: str = ""  # the passage the summary was written from
+    text: str = ""
+    """The passage the summary was written from."""
     start: int = 0
     end: int = 0
 
 
-class Story(BaseModel):
+class Story(Record):
     headline: str
-    summary: str  # 2-4 sentences, each with [n] markers resolved in `citations`
-    article_ids: list[str] = Field(default_factory=list)  # every article that covers the story
+    summary: str
+    """2-4 sentences, each with [n] markers resolved in `citations`."""
+    article_ids: list[str] = Field(default_factory=list)
+    """Every article that covers the story."""
     citations: list[BriefCitation] = Field(default_factory=list)
     flags: list[Flag] = Field(default_factory=list)
 
 
-class Briefing(BaseModel):
+class Briefing(Record):
     lang: str
     date_from: str = ""
     date_to: str = ""
     title: str
     stories: list[Story] = Field(default_factory=list)
-    undated: list[str] = Field(default_factory=list)  # article ids with no publication date
-    message: str = ""  # said plainly when there is nothing to brief
+    undated: list[str] = Field(default_factory=list)
+    """Ids of articles with no publication date."""
+    message: str = ""
+    """Said plainly when there is nothing to brief."""
     timings: dict[str, float] = Field(default_factory=dict)

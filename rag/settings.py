@@ -89,11 +89,18 @@ class Settings(BaseSettings):
     brief_max_tokens: int = Field(220, ge=32, le=4096)
     cache_dir: Path = Path(".cache")
 
-    # Web app: generations at a time (1 for the embedded model on 2 cores; more for a remote endpoint), others
-    # wait in Gradio's queue; optional login (user:password, comma-separated, or a file of such lines).
+    # Generations at a time, shared by the app, the HTTP API and the CLI's service (1 for the embedded model on
+    # 2 cores; more for a remote endpoint); an API request that waits longer than llm_queue_wait_s for one gets
+    # 503 with Retry-After (the app's own queue shows readers their place instead).
     ui_llm_concurrency: int = Field(1, ge=1, le=64)
+    llm_queue_wait_s: float = Field(60.0, gt=0)
     ui_max_upload_mb: int = Field(10, ge=1, le=1024)
+    max_question_chars: int = Field(2000, ge=10, le=100_000)
+    # Web app login (user:password, comma-separated, or a file of such lines).
     auth: str = ""
+    # HTTP API keys (comma-separated, or a file with one per line), sent as `Authorization: Bearer KEY`; empty =
+    # the API is open (bind to 127.0.0.1, the default, or set keys before exposing it).
+    api_keys: str = ""
 
     # Evaluation gate (`rag eval --baseline`): an aggregate quality metric may drop by this much (absolute),
     # latency p50 may grow by this fraction, before the run counts as worse than the baseline.

@@ -1,24 +1,22 @@
 """Gradio front end: chat with cited, streamed answers; briefings; the article library; named API endpoints.
 
-`Service` holds the models and the index (loaded once, lazily; the index reloads when it changes on disk);
-`build_app` lays out the page over it. Tests pass a `Service` built with fakes.
+Layout and rendering only: everything it shows comes from `rag.service.Service` (tests pass one built with
+fakes). `rag.api` serves this app at `/` beside the HTTP API.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
 from rag.arabic import isolate_ltr_runs
 from rag.errors import BadInput, RagError
+from rag.service import UPLOAD_TYPES, Service
 from rag.settings import Settings
 
-UPLOAD_TYPES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
 EXAMPLES = ["كم ساعة أمهلت عصائب أهل الحق الحكومة؟", "ما هو موقف الكاظمي من قصف المعسكرات العراقية؟",
             "Who is the Pentagon spokesman quoted about US forces in Iraq?",
             "How many people were killed in the US strike on the Iraqi border?"]
@@ -54,170 +52,81 @@ document.addEventListener("click", (event) => {
 </script>"""
 
 
-def _safe_name(name: str) -> str:
-    """An uploaded file's name reduced to a harmless stem (it becomes the article id), never a path."""
-    stem = re.sub(r"[^\w\-]+", "_", Path(name).stem, flags=re.UNICODE).strip("_")[:80]
-    return stem or "upload"
+def _ask_record(service: Service, question: str) -> dict:
+    """The /ask endpoint: the same `Answer` record the CLI prints and the HTTP API returns."""
+    try:
+        return service.ask(question).model_dump()
+    except RagError as exc:
+        return {"error": str(exc)}
 
 
-class Service:
-    """What the app needs, built once on first use. Collaborators may be passed in (tests pass fakes)."""
+def _brief_markdown(service: Service, date: str = "", until: str = "", lang: str = "ar") -> str:
+    """The /brief endpoint: a day (or a range, or the latest day when empty) in Markdown."""
+    from rag.brief import render_markdown
 
-    def __init__(self, settings: Settings | None = None, embedder=None, llm=None):
-        self.settings = settings or Settings()
-        self._embedder, self._llm = embedder, llm
-        self._retriever = None
-        self._generation = None
+    try:
+        return render_markdown(_briefing(service, date, until, lang if lang in ("ar", "en") else "ar"))
+    except RagError as exc:
+        return f"⚠️ {exc}"
 
-    # ---- collaborators -------------------------------------------------------------------------------------
-    def embedder(self):
-        if self._embedder is None:
-            from rag.embed import make_embedder
 
-            self._embedder = make_embedder(self.settings)
-        return self._embedder
+def _briefing(service: Service, date: str = "", until: str = "", lang: str = "ar", all_articles: bool = False):
+    """The form's fields: a date alone is that day; a date and an until are a range; neither is the latest day."""
+    date, until = (date or "").strip(), (until or "").strip()
+    if all_articles:
+        return service.briefing(all_articles=True, lang=lang)
+    if date and until:
+        return service.briefing(since=date, until=until, lang=lang)
+    return service.briefing(date=date or None, lang=lang)
 
-    def llm(self):
-        if self._llm is None:
-            from rag.llm import make_chat_model
 
-            self._llm = make_chat_model(self.settings)
-        return self._llm
-
-    def retriever(self):
-        from rag.retrieve import HybridRetriever
-        from rag.store import FaissStore
-
-        current = self.settings.index_dir / "CURRENT"
-        generation = current.read_text().strip() if current.is_file() else None
-        if self._retriever is None or generation != self._generation:
-            store = FaissStore.open(self.settings.index_dir, self.embedder().name)
-            self._retriever = HybridRetriever.from_settings(store, self.embedder(), self.settings)
-            self._generation = generation
-        return self._retriever
-
-    def chain(self):
-        from rag.answer import AnswerChain
-
-        return AnswerChain.from_settings(self.retriever(), self.llm(), self.settings)
-
-    # ---- ask -------------------------------------------------------------------------------------------------
-    def ask(self, question: str) -> dict:
-        """The /ask endpoint: the answer text with its [n] markers, and the citations they point at."""
+def passage_html(service: Service, citation, anchor: str) -> str:
+    """The cited passage in its chunk, the excerpt the model read highlighted, with title, outlet, date."""
+    store = service.store()
+    article = store.article(citation.article_id)
+    meta = " · ".join(html.escape(x) for x in (citation.title or citation.article_id, citation.source,
+                                               citation.date) if x)
+    if article is None:  # removed since the answer was given
+        body = html.escape(citation.text)
+    else:
         try:
-            answer = self.chain().ask(question)
-        except RagError as exc:
-            return {"error": str(exc)}
-        return answer.model_dump(include={"question", "lang", "answer", "refused", "quoted", "citations", "evidence",
-                                          "confidence", "flags", "dropped_citations", "timings"})
+            chunk = store.chunk(citation.chunk_id)
+            lo, hi = chunk.start, chunk.end
+        except KeyError:
+            lo, hi = citation.start, citation.end
+        body = _highlight(article.text[lo:hi], citation.text.split(" … "))
+    return (f'<details class="source" id="{anchor}" dir="auto"><summary dir="auto">[{citation.n}] {meta}'
+            f'</summary><div class="passage-text" dir="auto">{body}</div></details>')
 
-    def passage_html(self, citation, anchor: str) -> str:
-        """The cited passage in its chunk, the excerpt the model read highlighted, with title, outlet, date."""
-        store = self.retriever().store
-        article = store.article(citation.article_id)
-        meta = " · ".join(html.escape(x) for x in (citation.title or citation.article_id, citation.source,
-                                                   citation.date) if x)
-        if article is None:  # removed since the answer was given
-            body = html.escape(citation.text)
-        else:
-            try:
-                chunk = store.chunk(citation.chunk_id)
-                lo, hi = chunk.start, chunk.end
-            except KeyError:
-                lo, hi = citation.start, citation.end
-            body = _highlight(article.text[lo:hi], citation.text.split(" … "))
-        return (f'<details class="source" id="{anchor}" dir="auto"><summary dir="auto">[{citation.n}] {meta}'
-                f'</summary><div class="passage-text" dir="auto">{body}</div></details>')
 
-    # ---- brief -----------------------------------------------------------------------------------------------
-    def briefing(self, date: str = "", until: str = "", lang: str = "ar", all_articles: bool = False):
-        from rag.brief import Briefer
+def library_rows(service: Service) -> list[list]:
+    try:
+        return [[a.id, a.title, a.source, a.date, a.chunks] for a in service.articles()]
+    except RagError:
+        return []
 
-        date, until = (date or "").strip(), (until or "").strip()
-        briefer = Briefer.from_settings(self.retriever().store, self.llm(), self.settings)
-        if all_articles:
-            return briefer.brief(all_articles=True, lang=lang)
-        if date and until:
-            return briefer.brief(since=date, until=until, lang=lang)
-        return briefer.brief(date=date or None, lang=lang)
 
-    def brief(self, date: str = "", until: str = "", lang: str = "ar") -> str:
-        """The /brief endpoint: a day (or a range, or the latest day when empty) in Markdown."""
-        from rag.brief import render_markdown
+def search_html(service: Service, question: str, k: int = 5) -> str:
+    try:
+        hits = service.retrieve(question, k=int(k))
+    except RagError as exc:
+        return f'<div class="passage" dir="auto">⚠️ {html.escape(str(exc))}</div>'
+    if not hits:
+        return '<div class="passage" dir="auto">No passages found.</div>'
+    blocks = []
+    for h in hits:
+        meta = " · ".join(html.escape(x) for x in (h.title, h.source, h.date) if x)
+        blocks.append(f'<div class="passage" dir="auto"><div class="meta" dir="auto">[{h.rank}] {meta}</div>'
+                      f'<div dir="auto">{html.escape(h.text)}</div></div>')
+    return "\n".join(blocks)
 
-        try:
-            return render_markdown(self.briefing(date, until, lang if lang in ("ar", "en") else "ar"))
-        except RagError as exc:
-            return f"⚠️ {exc}"
 
-    # ---- library ---------------------------------------------------------------------------------------------
-    def ingest(self, paths: list[str], progress: bool = False) -> dict:
-        """Uploaded files are copied under safe names into a private folder, then ingested incrementally."""
-        from rag.ingest import Ingestor
-        from rag.store import FaissStore, write_lock
-
-        if not paths:
-            raise BadInput("no files given: upload .txt, .md, .html, .json or .jsonl files")
-        skipped = []
-        with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
-            staged = []
-            for i, path in enumerate(paths):
-                name = Path(str(path)).name
-                suffix = Path(name).suffix.lower()
-                if suffix not in UPLOAD_TYPES:
-                    skipped.append({"origin": name, "reason": f"not one of {', '.join(UPLOAD_TYPES)}"})
-                    continue
-                target = Path(tmp) / f"{_safe_name(name)}{suffix}"
-                if target.exists():
-                    target = Path(tmp) / f"{_safe_name(name)}_{i}{suffix}"
-                shutil.copyfile(path, target)
-                staged.append(target)
-            report = None
-            if staged:
-                with write_lock(self.settings.index_dir):
-                    store = FaissStore.open(self.settings.index_dir, self.embedder().name, create=True)
-                    report = Ingestor.from_settings(store, self.embedder(), self.settings, progress).ingest(staged)
-        result = report.model_dump() if report else {"added": [], "updated": [], "unchanged": [], "skipped": []}
-        for s in result.get("skipped", []):
-            s["origin"] = Path(s["origin"]).name  # never show the server's temporary paths
-        result["skipped"] = skipped + result.get("skipped", [])
-        result.pop("index_dir", None)
-        return result
-
-    def remove(self, article_id: str) -> str:
-        from rag.store import FaissStore, write_lock
-
-        article_id = (article_id or "").strip()
-        if not article_id:
-            return "Give the id of the article to remove (see the table)."
-        with write_lock(self.settings.index_dir):
-            store = FaissStore.open(self.settings.index_dir, self.embedder().name)
-            if not store.remove_article(article_id):
-                return f"No article {article_id!r} in the index."
-            store.save()
-        return f"Removed {article_id}."
-
-    def library_rows(self) -> list[list]:
-        try:
-            store = self.retriever().store
-        except RagError:
-            return []
-        return [[a.id, a.title, a.source, a.date, len(store.chunks_of(a.id))]
-                for a in sorted(store.articles(), key=lambda a: (a.date or "", a.id))]
-
-    def search_html(self, question: str, k: int = 5) -> str:
-        try:
-            hits = self.retriever().retrieve(question, k=int(k))
-        except RagError as exc:
-            return f'<div class="passage" dir="auto">⚠️ {html.escape(str(exc))}</div>'
-        if not hits:
-            return '<div class="passage" dir="auto">No passages found.</div>'
-        blocks = []
-        for h in hits:
-            meta = " · ".join(html.escape(x) for x in (h.title, h.source, h.date) if x)
-            blocks.append(f'<div class="passage" dir="auto"><div class="meta" dir="auto">[{h.rank}] {meta}</div>'
-                          f'<div dir="auto">{html.escape(h.text)}</div></div>')
-        return "\n".join(blocks)
+def _remove_message(service: Service, article_id: str) -> str:
+    try:
+        service.remove(article_id)
+    except RagError as exc:
+        return f"⚠️ {exc}"
+    return f"Removed {article_id.strip()}."
 
 
 def _highlight(context: str, parts: list[str]) -> str:
@@ -283,7 +192,7 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
         turn = len(state["pairs"]) + 1
         streamed = ""
         try:
-            for event in service.chain().stream(message, history=state["pairs"] or None):
+            for event in service.stream(message, history=state["pairs"] or None):
                 if event["type"] == "evidence":  # shown while the model reads
                     chat[-1] = {"role": "assistant", "content": _evidence_html(event["evidence"])}
                     yield chat, "".join(state["sources"]), state, ""
@@ -294,7 +203,7 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
                 else:
                     answer = event["answer"]
                     chat[-1] = {"role": "assistant", "content": _answer_html(answer, turn)}
-                    block = "".join(service.passage_html(c, f"src-{turn}-{c.n}") for c in answer.citations)
+                    block = "".join(passage_html(service, c, f"src-{turn}-{c.n}") for c in answer.citations)
                     if block:
                         question = html.escape(message[:80])
                         state["sources"].insert(0, f'<div class="turn" dir="auto"><b dir="auto">{question}</b>'
@@ -308,7 +217,7 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
         from rag.brief import render_markdown
 
         try:
-            briefing = service.briefing(date, until, lang, all_articles)
+            briefing = _briefing(service, date, until, lang, all_articles)
         except RagError as exc:
             return gr.update(value=f"⚠️ {exc}", rtl=False), None
         text = render_markdown(briefing)
@@ -320,17 +229,25 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
     def upload(files, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 - Gradio's way to show progress
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         try:
-            report = service.ingest(paths, progress=True)
+            report = service.ingest(paths, progress=True).model_dump(exclude={"index_dir"})
         except RagError as exc:
             report = {"error": str(exc)}
-        return json.dumps(report, ensure_ascii=False, indent=1), service.library_rows()
+        return json.dumps(report, ensure_ascii=False, indent=1), library_rows(service)
 
     def remove(article_id):
-        try:
-            message = service.remove(article_id)
-        except RagError as exc:
-            message = f"⚠️ {exc}"
-        return message, service.library_rows()
+        return _remove_message(service, article_id), library_rows(service)
+
+    def rows():
+        return library_rows(service)
+
+    def search(question, k):
+        return search_html(service, question, k)
+
+    def ask(question: str) -> dict:
+        return _ask_record(service, question)
+
+    def brief(date: str = "", until: str = "", lang: str = "ar") -> str:
+        return _brief_markdown(service, date, until, lang)
 
     with gr.Blocks(title="Arabic news QA") as app:
         gr.Markdown("## Arabic/English news: ask, brief, search")
@@ -369,7 +286,7 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
             query = gr.Textbox(label="Find passages (Arabic or English)", elem_id="search")
             k = gr.Slider(1, 10, value=5, step=1, label="Passages")
             results = gr.HTML()
-            query.submit(service.search_html, [query, k], results, api_name="retrieve")
+            query.submit(search, [query, k], results, api_name="retrieve")
         with gr.Tab("Library"):
             table = gr.Dataframe(headers=["id", "title", "source", "date", "chunks"], interactive=False,
                                  elem_id="library")
@@ -385,10 +302,10 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
                          concurrency_id="index")
             remove_btn.click(remove, article_id, [removed, table], concurrency_limit=1, concurrency_id="index",
                              api_visibility="undocumented")
-            gr.Button("Refresh").click(service.library_rows, None, table, api_name="library")
-            app.load(service.library_rows, None, table, api_visibility="undocumented")
-        gr.api(service.ask, api_name="ask", concurrency_limit=llm_limit, concurrency_id="llm")
-        gr.api(service.brief, api_name="brief", concurrency_limit=llm_limit, concurrency_id="llm")
+            gr.Button("Refresh").click(rows, None, table, api_name="library")
+            app.load(rows, None, table, api_visibility="undocumented")
+        gr.api(ask, api_name="ask", concurrency_limit=llm_limit, concurrency_id="llm")
+        gr.api(brief, api_name="brief", concurrency_limit=llm_limit, concurrency_id="llm")
     return app
 
 
@@ -407,19 +324,3 @@ def parse_auth(value: str) -> list[tuple[str, str]] | None:
             raise BadInput("RAG_AUTH must be user:password (or a file of such lines); got an entry without ':'")
         pairs.append((user, password))
     return pairs or None
-
-
-def launch(app, settings: Settings, host: str, port: int, block: bool = True):
-    import gradio as gr
-
-    return app.queue(default_concurrency_limit=4).launch(  # LLM events have their own limit
-
-        server_name=host, server_port=port, css=CSS, head=HEAD, theme=gr.themes.Soft(),
-        auth=parse_auth(settings.auth), max_file_size=f"{settings.ui_max_upload_mb}mb",
-        prevent_thread_lock=not block, quiet=not block)
-
-
-def serve(host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None) -> None:
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network here, and no phoning home
-    settings = settings or Settings()
-    launch(build_app(settings), settings, host, port)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from rag.api import RunningServer, create_app
+from rag.service import Service
 from rag.settings import Settings
-from rag.ui import Service, build_app, launch
 from tests.test_ui import free_port
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -32,8 +33,7 @@ def ask_and_open_citation(page, question: str, shot: Path) -> None:
 def main() -> int:
     settings = Settings()
     port = free_port()
-    app = build_app(service=Service(settings))
-    launch(app, settings, "127.0.0.1", port, block=False)
+    server = RunningServer(create_app(service=Service(settings)), "127.0.0.1", port).start()
     DOCS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True)
@@ -51,7 +51,7 @@ def main() -> int:
         page.wait_for_timeout(3000)  # the download link comes last; let the page settle
         page.screenshot(path=str(DOCS / "briefing.png"))
         browser.close()
-    app.close()
+    server.close()
     print(f"wrote {DOCS}/chat-ar.png, chat-en.png, briefing.png")
     return 0
 

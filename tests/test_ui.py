@@ -3,9 +3,12 @@ import socket
 
 import pytest
 
+from rag.api import RunningServer, create_app
 from rag.cli import main
+from rag.errors import RagError
+from rag.service import Service
 from rag.settings import Settings
-from rag.ui import Service, build_app, launch, parse_auth
+from rag.ui import library_rows, parse_auth, passage_html, search_html
 from tests.fakes import ExtractiveLLM, SummaryLLM
 
 QUESTION = "كم ساعة أمهلت عصائب أهل الحق الحكومة؟"
@@ -20,27 +23,26 @@ def service(tmp_path, fake_models, seeds_dir, monkeypatch):
 
 
 def test_search_html_sets_direction_and_escapes(service):
-    page = service.search_html("القصف الأمريكي", 2)
+    page = search_html(service, "القصف الأمريكي", 2)
     assert page.count('class="passage" dir="auto"') == 2 and "&quot;" in page
-    assert len(service.library_rows()) == 5
+    assert len(library_rows(service)) == 5
 
 
 def test_missing_index_is_a_message_not_a_traceback(tmp_path, fake_models):
     service = Service(Settings(index_dir=tmp_path / "none"), embedder=fake_models, llm=ExtractiveLLM())
-    assert "rag ingest seeds/" in service.search_html("سؤال")
-    assert service.library_rows() == []
-    assert "rag ingest seeds/" in service.ask(QUESTION)["error"]
-    assert "rag ingest seeds/" in service.brief()
+    assert "rag ingest seeds/" in search_html(service, "سؤال")
+    assert library_rows(service) == []
+    for call in (lambda: service.ask(QUESTION), service.briefing):
+        with pytest.raises(RagError, match="rag ingest seeds/"):
+            call()
 
 
 def test_ask_returns_the_answer_with_citations_and_the_passage_is_highlighted(service):
     result = service.ask(QUESTION)
-    assert "48" in result["answer"] and "[1]" in result["answer"]
-    [citation] = result["citations"]
-    assert citation["article_id"] == "004_11e11d9def2c09fb"
-    from rag.records import Citation
-
-    page = service.passage_html(Citation(**citation), "src-1-1")
+    assert "48" in result.answer and "[1]" in result.answer
+    [citation] = result.citations
+    assert citation.article_id == "004_11e11d9def2c09fb"
+    page = passage_html(service, citation, "src-1-1")
     assert page.startswith('<details class="source" id="src-1-1" dir="auto">')
     marked = [part.split("</mark>")[0] for part in page.split("<mark>")[1:]]
     assert any("48" in m for m in marked) and "".join(marked) != page  # the excerpt, not the whole chunk
@@ -51,13 +53,16 @@ def test_uploads_are_ingested_under_safe_names_and_can_be_removed(service, tmp_p
     evil.write_text("خبر جديد عن افتتاح جسر في الموصل بطول 300 متر.", encoding="utf-8")
     binary = tmp_path / "photo.exe"
     binary.write_bytes(b"\x00\x01")
-    report = service.ingest([str(evil), str(binary)])
+    report = service.ingest([str(evil), str(binary)]).model_dump()
     assert report["added"] == ["evil_name_rm"]
     assert report["skipped"] == [{"origin": "photo.exe", "reason": "not one of .txt, .md, .html, .htm, .json, .jsonl"}]
     assert "rag-upload" not in json.dumps(report)  # no server paths leak into the report
-    assert "evil_name_rm" in [row[0] for row in service.library_rows()]
-    assert service.remove("evil_name_rm") == "Removed evil_name_rm."
-    assert "No article" in service.remove("evil_name_rm")
+    assert "evil_name_rm" in [row[0] for row in library_rows(service)]
+    service.remove("evil_name_rm")
+    from rag.errors import NotFound
+
+    with pytest.raises(NotFound, match="no article 'evil_name_rm'"):
+        service.remove("evil_name_rm")
 
 
 def test_auth_setting_accepts_pairs_or_a_file(tmp_path):
@@ -78,14 +83,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve(service: Service) -> RunningServer:
+    """The app and the API as `rag serve` runs them, in this process, on a free port."""
+    return RunningServer(create_app(service=service), "127.0.0.1", free_port()).start()
+
+
 @pytest.fixture
 def running_app(service):
     service._llm = RoutingLLM()
-    port = free_port()
-    app = build_app(service=service)
-    launch(app, service.settings, "127.0.0.1", port, block=False)
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
+    server = serve(service)
+    yield server.url + "/"
+    server.close()
 
 
 class RoutingLLM:
@@ -147,17 +155,15 @@ def test_twenty_readers_at_once_are_queued_one_generation_at_a_time(service):
     from gradio_client import Client
 
     llm = service._llm = CountingLLM()
-    port = free_port()
-    app = build_app(service=service)
-    launch(app, service.settings, "127.0.0.1", port, block=False)
+    server = serve(service)
     try:
         def one(_):
-            return Client(f"http://127.0.0.1:{port}/", verbose=False).predict(QUESTION, api_name="/ask")
+            return Client(server.url + "/", verbose=False).predict(QUESTION, api_name="/ask")
 
         with ThreadPoolExecutor(20) as pool:
             results = list(pool.map(one, range(20)))
     finally:
-        app.close()
+        server.close()
     assert all("48" in r["answer"] for r in results) and len(results) == 20
     assert llm.peak == 1  # RAG_UI_LLM_CONCURRENCY=1: queued, never two generations at once
 
@@ -168,5 +174,7 @@ def test_an_unreachable_llm_is_a_message_for_the_reader(service):
 
     down = LLMUnavailable("cannot reach the LLM endpoint: check RAG_LLM_BASE_URL")
     service._llm = QueueLLM(down, down)
-    assert "RAG_LLM_BASE_URL" in service.ask(QUESTION)["error"]
-    assert "RAG_LLM_BASE_URL" in service.brief("2021-06-28")
+    with pytest.raises(RagError, match="RAG_LLM_BASE_URL"):
+        service.ask(QUESTION)
+    with pytest.raises(RagError, match="RAG_LLM_BASE_URL"):
+        service.briefing("2021-06-28")
