@@ -38,6 +38,7 @@ from rag.verify import (
     cited_numbers,
     content_words,
     ground,
+    is_instruction,
     is_refusal,
     months,
     numbers,
@@ -96,6 +97,9 @@ def excerpt(store, hit: Hit, query_vector: np.ndarray | None, max_words: int) ->
         spans = [(s.start, s.end) for s in split_sentences(chunk.text)]
         order = list(range(len(spans)))
     chosen, words = [], 0
+    order = [i for i in order if not is_instruction(chunk.text[spans[i][0]:spans[i][1]])]
+    if not order:  # nothing but instructions: an empty excerpt, which answers nothing
+        return "", chunk.start, chunk.start
     for i in order:
         n = len(chunk.text[spans[i][0]:spans[i][1]].split())
         if chosen and words + n > max_words:
@@ -147,6 +151,8 @@ def rank_sentences(store, hits: list[Hit], question: str, lang: str, query_vecto
             text = CONTROL_TOKENS.sub(" ", chunk.text[s:e]).strip()
             if (hit.article_id, start) in seen or text in seen or len(text.split()) < 3:
                 continue  # chunks overlap by a sentence; a caption may stand twice
+            if is_instruction(chunk.text[s:e]):
+                continue  # an article that talks to the model is not evidence
             seen.update({(hit.article_id, start), text})
             dense = max((float(v @ query_vector) for v in vectors), default=0.0) if query_vector is not None \
                 else 0.0

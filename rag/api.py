@@ -145,6 +145,8 @@ _STATUS = [  # most specific first
     (errors.NotFound, 404, "not_found"),
     (errors.Busy, 503, "busy"),
     (errors.IndexNotFound, 503, "index_missing"),
+    (errors.IndexBusy, 503, "index_busy"),
+    (errors.IndexWriteFailed, 507, "index_write_failed"),
     (errors.IndexMismatch, 503, "index_unusable"),
     (errors.IndexCorrupt, 503, "index_unusable"),
     (errors.LLMUnavailable, 502, "llm_unavailable"),

@@ -35,10 +35,22 @@ _ENGLISH_STOPWORDS = frozenset(
 )
 
 
+# Invisible characters that only ever hide or reorder what a reader sees: zero-width space and joiners' cousins,
+# direction marks and overrides (a bidi override can make a quote read backwards), BOMs, C0/C1 controls except
+# tab and line breaks. ZWNJ/ZWJ stay: they shape Persian and Urdu words.
+_INVISIBLE = re.compile("[\u200b\u200e\u200f\u061c\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+                        "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def strip_invisible(text: str) -> str:
+    return _INVISIBLE.sub("", text)
+
+
 def clean_unicode(text: str) -> str:
-    """Display-safe normalisation: NFKC (folds Arabic presentation forms), unified line breaks."""
+    """Display-safe normalisation: NFKC (folds Arabic presentation forms), unified line breaks, no invisible or
+    direction-overriding characters."""
     text = unicodedata.normalize("NFKC", text)
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return strip_invisible(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def normalize_for_search(text: str) -> str:

@@ -34,6 +34,7 @@ from rag.verify import (
     claims,
     content_words,
     ground,
+    is_instruction,
     is_refusal,
     numbers,
     passage_block,
@@ -249,6 +250,8 @@ class Briefer:
                 n_words = len(sentence.split())
                 if n_words < _MIN_PASSAGE_WORDS or title and normalize_for_search(sentence).strip(" .") in title:
                     continue  # bylines, datelines and the headline repeated in the text say nothing new
+                if is_instruction(sentence):
+                    continue  # an article that talks to the model is not news
                 if picked and words + n_words > self.passage_words:
                     continue
                 if vector is not None and any(float(vector @ v) > _DUPLICATE_SENTENCE for v in chosen_vectors):

@@ -54,7 +54,7 @@ def cmd_ingest(args) -> int:
 
     settings = _settings(args)
     embedder = make_embedder(settings)
-    with write_lock(settings.index_dir):
+    with write_lock(settings.index_dir, settings.ingest_wait_for_lock):
         return _ingest_locked(args, settings, embedder)
 
 
@@ -76,6 +76,8 @@ def _ingest_locked(args, settings, embedder) -> int:
               f"-> {report.index_dir}/")
         for s in report.skipped:
             print(f"  skipped {s.origin}: {s.reason}", file=sys.stderr)
+        for w in report.warnings:
+            print(f"  note {w.origin}: {w.reason}", file=sys.stderr)
     if not (report.added or report.updated or report.unchanged):
         raise NothingIngested("nothing could be ingested from " + ", ".join(map(str, args.paths)) +
                               ": give .txt, .md, .html, .json or .jsonl files with text")
@@ -86,7 +88,7 @@ def cmd_remove(args) -> int:
     from rag.store import write_lock
 
     settings = _settings(args)
-    with write_lock(settings.index_dir):
+    with write_lock(settings.index_dir, settings.ingest_wait_for_lock):
         return _remove_locked(args, settings)
 
 
@@ -113,6 +115,42 @@ def _embedder_identity(settings):
     from rag import embed
 
     return SimpleNamespace(name=embed.embedder_name(settings))
+
+
+def cmd_index(args) -> int:
+    """`rag index check`: every generation's checksums, structure and counts; `rag index repair`: make the newest
+    intact generation current (under the write lock, with one atomic rename)."""
+    from rag.store import FaissStore, check_generation, generations, point_current_at, write_lock
+
+    settings = _settings(args)
+    if not FaissStore.exists(settings.index_dir):
+        from rag.errors import IndexNotFound
+
+        raise IndexNotFound(settings.index_dir)
+    name = _embedder_identity(settings).name
+    with write_lock(settings.index_dir, settings.ingest_wait_for_lock):
+        current = (settings.index_dir / "CURRENT").read_text().strip()
+        rows = [{"generation": g.name, "current": g.name == current,
+                 "problem": check_generation(settings.index_dir, g, name)} for g in generations(settings.index_dir)]
+        if current not in [r["generation"] for r in rows]:
+            rows.append({"generation": current, "current": True, "problem": "missing"})
+        healthy = not next(r for r in rows if r["current"])["problem"]
+        action = ""
+        if args.action == "repair" and not healthy:
+            intact = [r["generation"] for r in rows if not r["problem"] and r["generation"] < current]
+            if not intact:
+                raise RagError(f"no intact generation in {settings.index_dir}/: rebuild with "
+                               "`rag ingest --rebuild seeds/` (and your other sources)")
+            point_current_at(settings.index_dir, intact[-1])
+            action = f"CURRENT now points at {intact[-1]}; re-ingest what was added after it (unchanged files are skipped)"
+    if args.json:
+        _print_json({"index_dir": str(settings.index_dir), "generations": rows, "healthy": healthy, "action": action})
+    else:
+        for r in rows:
+            print(f"{'*' if r['current'] else ' '} {r['generation']}  {r['problem'] or 'ok'}")
+        print(action or ("the current generation is intact" if healthy else
+                         "the current generation is damaged: run `rag index repair`"))
+    return 0 if healthy or action else 1
 
 
 def cmd_stats(args) -> int:
@@ -351,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--index")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_remove)
+
+    s = sub.add_parser("index", help="check the index's generations, or repair a damaged current one")
+    s.add_argument("action", choices=["check", "repair"])
+    s.add_argument("--index")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_index)
 
     s = sub.add_parser("stats", help="counts of articles and chunks in the index")
     s.add_argument("--index")

@@ -32,7 +32,22 @@ class IndexMismatch(RagError):
 
 class IndexCorrupt(RagError):
     def __init__(self, index_dir, detail: str):
-        super().__init__(f"the index at {index_dir}/ is unreadable ({detail}): rebuild it with `rag ingest --rebuild seeds/`")
+        super().__init__(f"the index at {index_dir}/ is unreadable ({detail}): see `rag index check`, then "
+                         "`rag index repair` or rebuild it with `rag ingest --rebuild seeds/`")
+        self.detail = detail
+
+
+class IndexWriteFailed(RagError):
+    def __init__(self, index_dir, cause: OSError):
+        super().__init__(f"could not write the index at {index_dir}/ ({cause.strerror or cause}): nothing was lost, "
+                         "the previous generation is still the one served; free disk space or fix the folder's "
+                         "permissions, then run the ingest again (committed articles are skipped)")
+
+
+class IndexBusy(RagError):
+    def __init__(self, index_dir):
+        super().__init__(f"another writer (an ingest or a removal) is changing {index_dir}/: wait for it to finish, "
+                         "or set RAG_INGEST_WAIT_FOR_LOCK=true to queue behind it")
 
 
 class EmbedderUnavailable(RagError):

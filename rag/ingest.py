@@ -5,6 +5,7 @@ Bad input never stops a batch: each unreadable file or record is reported with i
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import re
@@ -17,14 +18,16 @@ import numpy as np
 
 from rag.arabic import clean_unicode
 from rag.chunk import split_sentences
-from rag.jsonl import iter_jsonl
 from rag.records import Article, IngestReport, SkippedInput
+from rag.verify import CONTROL_TOKENS
 
 TEXT_SUFFIXES = {".txt", ".md"}
 HTML_SUFFIXES = {".html", ".htm"}
 JSON_SUFFIXES = {".json", ".jsonl"}
 SIDECAR_SUFFIX = ".meta.json"  # metadata for the article file of the same stem
-MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_JSON_BYTES = 50 * 1024 * 1024  # one .json document is read whole; bigger feeds belong in .jsonl (streamed)
+MAX_ID_CHARS = 120
+MAX_FIELD_CHARS = 2_000  # title, source, url
 
 # Lines after which the rest of a page is site furniture, not the article (related stories, comments).
 _TAIL_MARKERS = re.compile(
@@ -38,13 +41,17 @@ _BOILERPLATE_LINE = re.compile(
 )
 _EMBED_LINK = re.compile(r"\s*(pic\.twitter\.com/\w+|https?://t\.co/\w+)")
 _HEADLINE_LIKE_MAX_WORDS = 18
+_TEMPLATE_TOKENS = re.compile(CONTROL_TOKENS.pattern + r"|\[/?(?:INST|SYS|SYSTEM)\]|<</?SYS>>", re.IGNORECASE)
 
 
 class ArticleReader:
-    """Turns paths into `Article`s; collects what it had to skip in `skipped`."""
+    """Turns paths into `Article`s; collects what it had to skip in `skipped`, and what it used but changed (an
+    unsafe id, a dropped date) in `warnings`."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_chars: int = 200_000) -> None:
+        self.max_chars = max_chars
         self.skipped: list[SkippedInput] = []
+        self.warnings: list[SkippedInput] = []
 
     def read(self, paths: Iterable[str | Path]) -> Iterator[Article]:
         for path in _expand(paths, self.skipped):
@@ -53,27 +60,35 @@ class ArticleReader:
     def _skip(self, origin: str, reason: str) -> None:
         self.skipped.append(SkippedInput(origin=origin, reason=reason))
 
+    def _too_long(self, chars: int) -> str:
+        return (f"{chars:,} characters; the limit is {self.max_chars:,} (RAG_MAX_ARTICLE_CHARS): split it, or raise "
+                "the limit if it really is one article")
+
     def _read_file(self, path: Path) -> Iterator[Article]:
         origin = str(path)
+        suffix = path.suffix.lower()
+        if suffix == ".jsonl":  # streamed line by line: a feed export may hold millions of records
+            yield from self._read_jsonl(path)
+            return
         try:
+            size = path.stat().st_size
+            # A character takes 1-4 bytes in UTF-8, 2 in UTF-16: past this size no decoding can fit the limit.
+            limit = MAX_JSON_BYTES if suffix == ".json" else self.max_chars * 4 + 4
+            if size > limit:
+                self._skip(origin, f"too large ({size:,} bytes): " + (
+                    f"the limit for a .json file is {MAX_JSON_BYTES:,} bytes; use .jsonl for big feeds"
+                    if suffix == ".json" else self._too_long(size // 4)))
+                return
             data = path.read_bytes()
         except OSError as exc:
             self._skip(origin, f"unreadable: {exc.strerror or exc}")
             return
-        if len(data) > MAX_FILE_BYTES:
-            self._skip(origin, f"too large ({len(data)} bytes; limit {MAX_FILE_BYTES})")
+        raw, problem = decode_text(data)
+        if raw is None:
+            self._skip(origin, problem)
             return
-        if b"\x00" in data[:8192]:
-            self._skip(origin, "binary file, not text")
-            return
-        try:
-            raw = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            self._skip(origin, f"not UTF-8 (byte {exc.start}): convert it with `iconv -t UTF-8`")
-            return
-        suffix = path.suffix.lower()
-        if suffix in JSON_SUFFIXES:
-            yield from self._read_records(path, raw)
+        if suffix == ".json":
+            yield from self._read_json(path, raw)
             return
         meta = _read_sidecar(path, self._skip)
         text = html_to_text(raw) if suffix in HTML_SUFFIXES else raw
@@ -83,56 +98,119 @@ class ArticleReader:
         if article:
             yield article
 
-    def _read_records(self, path: Path, raw: str) -> Iterator[Article]:
-        if path.suffix.lower() == ".json":
-            try:
-                parsed = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                self._skip(f"{path}:{exc.lineno}", f"invalid JSON: {exc.msg}")
-                return
-            records = parsed if isinstance(parsed, list) else [parsed]
-            numbered = [(f"{path}[{i}]", r) for i, r in enumerate(records)]
+    def _read_json(self, path: Path, raw: str) -> Iterator[Article]:
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            self._skip(f"{path}:{exc.lineno}", f"invalid JSON: {exc.msg}")
+            return
+        except RecursionError:
+            self._skip(str(path), "JSON nested too deeply to be an article list")
+            return
+        records = parsed if isinstance(parsed, list) else [parsed]
+        for i, record in enumerate(records):
+            yield from self._record(f"{path}[{i}]", record)
+
+    def _read_jsonl(self, path: Path) -> Iterator[Article]:
+        try:
+            handle = open(path, "rb")
+        except OSError as exc:
+            self._skip(str(path), f"unreadable: {exc.strerror or exc}")
+            return
+        with handle:
+            for lineno, line in enumerate(handle, start=1):
+                origin = f"{path}:{lineno}"
+                if lineno == 1 and line.startswith(codecs.BOM_UTF8):
+                    line = line[len(codecs.BOM_UTF8):]
+                if not line.strip():
+                    continue
+                if len(line) > self.max_chars * 4 + 4096:
+                    self._skip(origin, "record too large: " + self._too_long(len(line) // 4))
+                    continue
+                try:
+                    record = json.loads(line.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    self._skip(origin, f"not UTF-8 (byte {exc.start}): convert the file with `iconv -t UTF-8`")
+                    continue
+                except json.JSONDecodeError as exc:
+                    self._skip(origin, f"invalid JSON: {exc.msg}")
+                    continue
+                except RecursionError:
+                    self._skip(origin, "JSON nested too deeply to be an article")
+                    continue
+                yield from self._record(origin, record)
+
+    def _record(self, origin: str, record) -> Iterator[Article]:
+        if not isinstance(record, dict):
+            self._skip(origin, "record is not a JSON object")
+        elif not isinstance(record.get("text"), str) or not record["text"].strip():
+            self._skip(origin, "record has no `text`")
         else:
-            numbered = []
-            for lineno, record, error in iter_jsonl(raw):
-                if error:
-                    self._skip(f"{path}:{lineno}", error)
-                else:
-                    numbered.append((f"{path}:{lineno}", record))
-        for origin, record in numbered:
-            if not isinstance(record, dict):
-                self._skip(origin, "record is not a JSON object")
-                continue
-            if not isinstance(record.get("text"), str) or not record["text"].strip():
-                self._skip(origin, "record has no `text`")
-                continue
             article = self._make(origin, record)
             if article:
                 yield article
 
     def _make(self, origin: str, fields: dict) -> Article | None:
+        if len(str(fields.get("text", ""))) > self.max_chars:
+            self._skip(origin, self._too_long(len(str(fields["text"]))))
+            return None
         text = clean_article_text(str(fields.get("text", "")))
         if not text.strip():
             self._skip(origin, "empty article (no text left after cleaning)")
             return None
         content_hash = hashlib.sha256(text.encode()).hexdigest()
-        article_id = str(fields.get("id") or "").strip() or content_hash[:16]
+        given_id = str(fields.get("id") or "").strip()
+        article_id, changed = safe_article_id(given_id) if given_id else (content_hash[:16], False)
+        if changed:
+            self.warnings.append(SkippedInput(origin=origin, reason=f"id {given_id[:80]!r} made safe as {article_id!r}"))
         raw_date = str(fields.get("date") or "").strip()
         try:
             iso_date = date.fromisoformat(raw_date[:10]).isoformat() if raw_date else ""
         except ValueError:
-            self._skip(origin, f"date {raw_date!r} is not ISO (YYYY-MM-DD); article kept without a date")
+            self.warnings.append(SkippedInput(origin=origin, reason=f"date {raw_date[:40]!r} is not ISO (YYYY-MM-DD); "
+                                                                    "article kept without a date"))
             iso_date = ""
-        article = Article(
-            id=article_id, text=text, title=str(fields.get("title") or "").strip(), date=iso_date,
-            source=str(fields.get("source") or "").strip(), url=str(fields.get("url") or "").strip(),
-            origin=origin,
-        )
+
+        def field(name: str) -> str:
+            return clean_unicode(" ".join(str(fields.get(name) or "").split()))[:MAX_FIELD_CHARS]
+
+        article = Article(id=article_id, text=text, title=field("title"), date=iso_date, source=field("source"),
+                          url=field("url"), origin=origin)
         # The hash covers metadata too: a corrected date or title must reach the index.
         article.content_hash = hashlib.sha256(
             article.model_dump_json(exclude={"origin", "content_hash"}).encode()
         ).hexdigest()
         return article
+
+
+def decode_text(data: bytes) -> tuple[str | None, str]:
+    """Text from bytes: UTF-8 (with or without a BOM) or UTF-16 with its BOM; else None and the reason."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), ""
+        except UnicodeDecodeError:
+            return None, "broken UTF-16: convert it with `iconv -f UTF-16 -t UTF-8`"
+    if b"\x00" in data[:8192]:
+        return None, "binary file, not text"
+    try:
+        return data.decode("utf-8"), ""
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 (byte {exc.start}): convert it with `iconv -t UTF-8`"
+
+
+_UNSAFE_ID = re.compile(r"[^\w\-.]+")  # path separators, spaces, control characters, '#' (it joins chunk ids)
+
+
+def safe_article_id(given: str) -> tuple[str, bool]:
+    """An id that is safe as a file name, a URL segment and a chunk id prefix; True when it had to change.
+    Letters of any script, digits, '-', '_' and single dots are kept; '..' and leading dots never are."""
+    cleaned = re.sub(r"\.{2,}", "_", _UNSAFE_ID.sub("_", given)).strip("._-")
+    if len(cleaned) > MAX_ID_CHARS:
+        cleaned = cleaned[:MAX_ID_CHARS - 17].rstrip("._-") + "_" + hashlib.sha256(given.encode()).hexdigest()[:16]
+    cleaned = cleaned or hashlib.sha256(given.encode()).hexdigest()[:16]
+    return cleaned, cleaned != given
 
 
 def _expand(paths: Iterable[str | Path], skipped: list[SkippedInput]) -> Iterator[Path]:
@@ -171,8 +249,10 @@ def _read_sidecar(path: Path, skip) -> dict:
 
 
 def clean_article_text(text: str) -> str:
-    """Drop web furniture (related links, widgets, embed links) and normalise Unicode."""
-    lines = clean_unicode(text).split("\n")
+    """Drop web furniture (related links, widgets, embed links) and normalise Unicode. Chat-template tokens
+    (`<|im_start|>`, `[INST]`) are never news: each becomes a line break, so the instruction they wrap is a
+    sentence of its own, which the answer chain and briefings then leave out (rag.verify.is_instruction)."""
+    lines = _TEMPLATE_TOKENS.sub("\n", clean_unicode(text)).split("\n")
     kept: list[str] = []
     skipping_links = False
     for line in lines:
@@ -229,18 +309,25 @@ def _html_title(html: str) -> str:
 
 
 class Ingestor:
-    """Reads, chunks, embeds and stores articles; unchanged articles cost nothing, changed ones replace."""
+    """Reads, chunks, embeds and stores articles; unchanged articles cost nothing, changed ones replace.
+
+    Articles are read as a stream and committed every `commit_every` articles (one generation each): an ingest
+    that dies keeps what it had committed, and a rerun skips those articles as unchanged."""
 
     def __init__(self, store, embedder, chunker, sentence_vectors: bool = True, min_sentence_words: int = 3,
-                 progress: bool = False):
+                 progress: bool = False, max_chars: int = 200_000, commit_every: int = 50):
         if min_sentence_words < 1:
             raise ValueError(f"min_sentence_words must be >= 1, got {min_sentence_words}")
+        if commit_every < 1:
+            raise ValueError(f"commit_every must be >= 1, got {commit_every}")
         self.store = store
         self.embedder = embedder
         self.chunker = chunker
         self.sentence_vectors = sentence_vectors
         self.min_sentence_words = min_sentence_words
         self.progress = progress
+        self.max_chars = max_chars
+        self.commit_every = commit_every
 
     @classmethod
     def from_settings(cls, store, embedder, settings, progress: bool = False) -> Ingestor:
@@ -248,7 +335,8 @@ class Ingestor:
 
         chunker = ArabicChunker(settings.chunk_max_words, settings.chunk_max_tokens,
                                 settings.chunk_overlap_sentences, count_tokens=embedder.count_tokens)
-        return cls(store, embedder, chunker, settings.sentence_vectors, settings.min_sentence_words, progress)
+        return cls(store, embedder, chunker, settings.sentence_vectors, settings.min_sentence_words, progress,
+                   settings.max_article_chars, settings.ingest_commit_every)
 
     def _sentences(self, chunk) -> list:
         spans = split_sentences(chunk.text)
@@ -258,41 +346,54 @@ class Ingestor:
 
     def ingest(self, paths: Iterable[str | Path]) -> IngestReport:
         started = time.perf_counter()
-        reader = ArticleReader()
+        reader = ArticleReader(self.max_chars)
         report = IngestReport(index_dir=str(self.store.index_dir))
-        pending: list[tuple[Article, list]] = []
-        seen: set[str] = set()
+        pending: dict[str, Article] = {}
+        origin_of: dict[str, str] = {}
         for article in reader.read(paths):
-            if article.id in seen:
-                reader.skipped.append(SkippedInput(origin=article.origin,
-                                                   reason=f"duplicate article id {article.id!r} in this batch"))
-                continue
-            seen.add(article.id)
+            if article.id in origin_of:  # the same id twice in one batch: the last one wins
+                reader.warnings.append(SkippedInput(origin=article.origin, reason=(
+                    f"duplicate article id {article.id!r} (also {origin_of[article.id]}): this later one is kept")))
+            origin_of[article.id] = article.origin
+            pending.pop(article.id, None)
             existing = self.store.article(article.id)
             if existing is not None and existing.content_hash == article.content_hash:
-                report.unchanged.append(article.id)
+                if article.id not in report.unchanged + report.added + report.updated:
+                    report.unchanged.append(article.id)
                 continue
-            (report.updated if existing else report.added).append(article.id)
-            pending.append((article, self.chunker.split(article)))
-        # One embedding call for every chunk and sentence: batching is where the CPU time goes.
-        plan = [(article, [(chunk, self._sentences(chunk)) for chunk in chunks]) for article, chunks in pending]
-        texts = [t for article, parts in plan for chunk, sentences in parts
-                 for t in (passage_text(article, chunk), *(chunk.text[s.start:s.end] for s in sentences))]
-        if plan:
-            vectors = iter(self.embedder.embed_passages(texts, progress=self.progress) if texts else [])
-            for article, parts in plan:
-                chunk_rows, sentence_rows = [], []
-                for chunk, sentences in parts:
-                    chunk_rows.append(next(vectors))
-                    sentence_rows += [(chunk.id, next(vectors), (s.start, s.end)) for s in sentences]
-                chunks = [chunk for chunk, _ in parts]
-                self.store.put_article(article, chunks, np.array(chunk_rows, dtype=np.float32),
-                                       sentence_rows)
-            self.store.save()
-        report.chunks_embedded = sum(len(c) for _, c in pending)
+            pending[article.id] = article
+            if len(pending) >= self.commit_every:
+                self._commit(list(pending.values()), report)
+                pending.clear()
+        if pending:
+            self._commit(list(pending.values()), report)
         report.skipped = reader.skipped
+        report.warnings = reader.warnings
         report.seconds = round(time.perf_counter() - started, 3)
         return report
+
+    def _commit(self, articles: list[Article], report: IngestReport) -> None:
+        """Embed a batch (one call: batching is where the CPU time goes), store it, commit a generation."""
+        for article in articles:
+            if article.id in report.unchanged:
+                report.unchanged.remove(article.id)
+            if article.id not in report.added + report.updated:
+                (report.updated if self.store.article(article.id) else report.added).append(article.id)
+        plan = [(article, [(chunk, self._sentences(chunk)) for chunk in self.chunker.split(article)])
+                for article in articles]
+        texts = [t for article, parts in plan for chunk, sentences in parts
+                 for t in (passage_text(article, chunk), *(chunk.text[s.start:s.end] for s in sentences))]
+        vectors = iter(self.embedder.embed_passages(texts, progress=self.progress) if texts else [])
+        for article, parts in plan:
+            chunk_rows, sentence_rows = [], []
+            for chunk, sentences in parts:
+                chunk_rows.append(next(vectors))
+                sentence_rows += [(chunk.id, next(vectors), (s.start, s.end)) for s in sentences]
+            self.store.put_article(article, [chunk for chunk, _ in parts], np.array(chunk_rows, dtype=np.float32),
+                                   sentence_rows)
+            report.chunks_embedded += len(parts)
+        self.store.save()
+        report.commits += 1
 
 
 def passage_text(article: Article, chunk) -> str:

@@ -83,7 +83,11 @@ class IngestReport(Record):
     unchanged: list[str] = Field(default_factory=list)
     skipped: list[SkippedInput] = Field(default_factory=list)
     """What could not be used, with the reason."""
+    warnings: list[SkippedInput] = Field(default_factory=list)
+    """What was used but changed: an id made safe, a duplicate id (the last one wins), a date dropped."""
     chunks_embedded: int = 0
+    commits: int = 0
+    """Generations committed (one per RAG_INGEST_COMMIT_EVERY articles)."""
     seconds: float = 0.0
     index_dir: str = ""
 

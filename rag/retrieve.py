@@ -7,12 +7,13 @@ question shares no words with Arabic text, and fusing its lexical noise in wreck
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from rag.arabic import detect_language, tokenize_for_search
+from rag.arabic import detect_language, strip_invisible, tokenize_for_search
 from rag.errors import BadInput, QuestionTooLong
 from rag.records import Hit
 
@@ -185,11 +186,19 @@ class HybridRetriever:
 
 
 def check_question(question: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """The question as the chain will use it (invisible and direction-overriding characters removed), or a
+    clear error: before any model runs."""
     if not isinstance(question, str) or not question.strip():
         raise BadInput("the question is empty: ask something, e.g. rag retrieve \"كم عدد القتلى؟\"")
     if len(question) > max_chars:
         raise QuestionTooLong(len(question), max_chars)
-    return question.strip()
+    question = " ".join(strip_invisible(question).split())
+    if not _WORD.search(question):
+        raise BadInput("the question has no words (only punctuation, symbols or emoji): ask it in Arabic or English")
+    return question
+
+
+_WORD = re.compile(r"[^\W_]")  # a letter or a digit, in any script
 
 
 def as_llama_index_retriever(retriever: HybridRetriever, k: int | None = None):

@@ -262,7 +262,7 @@ class Service:
         from rag.ingest import Ingestor
         from rag.store import FaissStore, write_lock
 
-        with write_lock(self.settings.index_dir):
+        with write_lock(self.settings.index_dir, self.settings.ingest_wait_for_lock):
             store = FaissStore.open(self.settings.index_dir, self.embedder().name, create=True)
             return Ingestor.from_settings(store, self.embedder(), self.settings).ingest(paths)
 
@@ -272,7 +272,7 @@ class Service:
         article_id = (article_id or "").strip()
         if not article_id:
             raise BadInput("give the id of the article to remove (see the library)")
-        with write_lock(self.settings.index_dir):
+        with write_lock(self.settings.index_dir, self.settings.ingest_wait_for_lock):
             store = FaissStore.open(self.settings.index_dir, self._embedder_name())
             if not store.remove_article(article_id):
                 raise NotFound(f"no article {article_id!r} in the index")
@@ -291,7 +291,8 @@ class Service:
     def health(self) -> dict:
         index_error = ""
         try:
-            stats = self.store().stats()
+            store = self.store()
+            stats, index_error = store.stats(), store.fallback  # a damaged generation passed over is worth saying
         except RagError as exc:
             stats, index_error = None, str(exc)
         llm = self._llm_status()

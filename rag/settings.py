@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     chunk_max_tokens: int = Field(480, ge=32, le=510)
     chunk_overlap_sentences: int = Field(1, ge=0, le=5)
 
+    # Ingest limits and durability: an article longer than this many characters is skipped with the reason (a
+    # long news article is 5,000-30,000; a 10 MB text file is almost certainly a mistake); every this many
+    # articles are committed as one generation, so an ingest that dies loses at most one batch; a second writer
+    # waits for the index's lock, or with ingest_wait_for_lock=false exits at once with a message.
+    max_article_chars: int = Field(200_000, ge=1_000)
+    ingest_commit_every: int = Field(50, ge=1)
+    ingest_wait_for_lock: bool = True
+
     # Sentence vectors: costs a second embedding pass at ingest; +4 points English R@1 on XQuAD (README).
     sentence_vectors: bool = True
     min_sentence_words: int = Field(3, ge=1)

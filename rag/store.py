@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from rag.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexNotFound, IndexWriteFailed
 from rag.records import Article, Chunk
 
 FORMAT_VERSION = 2
@@ -48,6 +48,7 @@ class FaissStore:
         self._sent_fids_of: dict[str, list[int]] = {}
         self._sent_span: dict[int, tuple[int, int]] = {}  # offsets in the chunk's text
         self._generation = 0
+        self.fallback = ""  # set when a damaged current generation was passed over for an older one
         self.version = 0  # bumps on every change; lets retrievers rebuild derived state (BM25) lazily
 
     # ---- opening -------------------------------------------------------------------------------
@@ -75,10 +76,29 @@ class FaissStore:
         return store
 
     def _load(self) -> None:
+        """Load the current generation; if it is damaged, the newest intact older one, with a warning (`rag index
+        repair` makes that choice permanent)."""
+        current = (self.index_dir / "CURRENT").read_text().strip()
+        try:
+            self._load_generation(self.index_dir / current)
+            return
+        except IndexCorrupt as damaged:
+            for older in reversed(generations(self.index_dir)):
+                if older.name >= current:
+                    continue
+                self.__init__(self.index_dir, self.embedder_name)
+                try:
+                    self._load_generation(older)
+                except IndexCorrupt:
+                    continue
+                self.fallback = f"{current} is damaged ({damaged.detail}); serving {older.name}"
+                print(f"warning: the index's {self.fallback}: run `rag index repair`", file=sys.stderr)
+                return
+            raise
+
+    def _load_generation(self, gen_dir: Path) -> None:
         import faiss
 
-        current = (self.index_dir / "CURRENT").read_text().strip()
-        gen_dir = self.index_dir / current
         try:
             manifest = json.loads((gen_dir / "manifest.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -110,8 +130,15 @@ class FaissStore:
                     self._remember(Chunk.model_validate(row), fid)
         except Exception as exc:  # noqa: BLE001 - any unreadable part means the same thing to the user
             raise IndexCorrupt(self.index_dir, str(exc)) from exc
-        if self._index.ntotal != len(self._chunks):
-            raise IndexCorrupt(self.index_dir, f"{self._index.ntotal} vectors for {len(self._chunks)} chunks")
+        # A file cut at a line boundary parses: the counts the manifest recorded catch it.
+        found = {"articles": len(self._articles), "chunks": len(self._chunks), "sentences": len(self._sent_owner),
+                 "vectors": self._index.ntotal, "sentence vectors": self._sent_index.ntotal}
+        expected = {"articles": manifest.get("articles"), "chunks": manifest.get("chunks"),
+                    "sentences": manifest.get("sentences"), "vectors": len(self._chunks),
+                    "sentence vectors": len(self._sent_owner)}
+        for what, count in found.items():
+            if expected[what] is not None and count != expected[what]:
+                raise IndexCorrupt(self.index_dir, f"{gen_dir.name}: {count} {what}, expected {expected[what]}")
 
     def _remember(self, chunk: Chunk, faiss_id: int) -> None:
         self._chunks[chunk.id] = chunk
@@ -289,6 +316,7 @@ class FaissStore:
                         "next_id": self._next_id, "generation": generation,
                         "articles": len(self._articles), "chunks": len(self._chunks),
                         "sentences": len(self._sent_owner)}
+            manifest["sha256"] = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
             for f in tmp.iterdir():
                 _fsync(f)
@@ -296,10 +324,10 @@ class FaissStore:
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            pointer = self.index_dir / ".CURRENT.tmp"
-            pointer.write_text(name)
-            _fsync(pointer)
-            os.replace(pointer, self.index_dir / "CURRENT")  # the commit point
+            point_current_at(self.index_dir, name)  # the commit point
+        except OSError as exc:  # a full disk, a read-only folder: the last generation stays current
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise IndexWriteFailed(self.index_dir, exc) from exc
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -308,7 +336,7 @@ class FaissStore:
         return self.index_dir / name
 
     def _prune(self, keep: str) -> None:
-        gens = sorted(p for p in self.index_dir.glob("gen-*") if p.is_dir())
+        gens = generations(self.index_dir)
         for old in gens[:-KEEP_GENERATIONS]:
             if old.name != keep:
                 shutil.rmtree(old, ignore_errors=True)
@@ -317,8 +345,9 @@ class FaissStore:
 
 
 @contextmanager
-def write_lock(index_dir: str | Path):
-    """One writer at a time: two ingests that both read-modify-write would drop one's changes."""
+def write_lock(index_dir: str | Path, wait: bool = True):
+    """One writer at a time: two ingests that both read-modify-write would drop one's changes. The second one
+    waits (saying so), or with `wait=False` fails at once with `IndexBusy`. Readers never take it."""
     import fcntl
 
     index_dir = Path(index_dir)
@@ -327,12 +356,58 @@ def write_lock(index_dir: str | Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                raise IndexBusy(index_dir) from None
             print(f"waiting for another writer to finish with {index_dir}/ ...", file=sys.stderr)
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def generations(index_dir: str | Path) -> list[Path]:
+    """Committed generation folders, oldest first."""
+    return sorted(p for p in Path(index_dir).glob("gen-*") if p.is_dir())
+
+
+def check_generation(index_dir: str | Path, gen_dir: Path, embedder_name: str) -> str:
+    """'' when the generation is intact (checksums, structure, counts), else what is wrong."""
+    try:
+        manifest = json.loads((gen_dir / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return f"manifest unreadable: {exc}"
+    for name, digest in manifest.get("sha256", {}).items():
+        path = gen_dir / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if _sha256(path) != digest:
+            return f"{name} does not match its checksum"
+    store = FaissStore(index_dir, embedder_name)
+    try:
+        store._load_generation(gen_dir)
+    except (IndexCorrupt, IndexMismatch) as exc:
+        return str(exc.detail if isinstance(exc, IndexCorrupt) else exc)
+    return ""
+
+
+def point_current_at(index_dir: str | Path, name: str) -> None:
+    """Make a generation current with one atomic rename (the same commit point as a save)."""
+    index_dir = Path(index_dir)
+    pointer = index_dir / ".CURRENT.tmp"
+    pointer.write_text(name)
+    _fsync(pointer)
+    os.replace(pointer, index_dir / "CURRENT")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _fsync(path: Path) -> None:

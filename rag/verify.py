@@ -22,6 +22,35 @@ _REFUSAL_MARKERS = [normalize_for_search(m) for m in (
 CITATION = re.compile(r"\[\s*(\d+(?:\s*[,،]\s*\d+)*)\s*\]")
 # Chat-template control tokens inside an article must never reach the model as tokens.
 CONTROL_TOKENS = re.compile(r"<\|[^|>]{1,40}\|>")
+
+# A sentence that talks to the model instead of reporting news: an injected instruction. News quotes officials'
+# orders ("ordered the forces to withdraw"), never "ignore your instructions" or "print the word": these
+# patterns name the model, its prompt or its output, so a reported order does not match them.
+_INSTRUCTION = re.compile("|".join([
+    r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?)\b",
+    r"\b(your|previous|prior|above)\s+(rules|instructions)\b", r"\brules\s+you\s+(were\s+|have\s+been\s+)?given\b",
+    r"\bdear\s+(ai|assistant|model|chatbot)\b",
+    r"\bsystem\s+(prompt|message|instructions?)\b", r"\bnew\s+instructions?\b", r"\bdeveloper\s+mode\b",
+    r"\byou\s+are\s+(now\s+)?(an?\s+|the\s+)?(ai|assistant|language\s+model|chatbot|model|llm)\b",
+    r"\b(as\s+an\s+ai|the\s+ai\s+(assistant|model))\b", r"\b(reply|respond|answer)\s+(only\s+)?with\b",
+    r"\b(note|message|instructions?)\s+(to|for)\s+(the\s+)?(ai|assistant|model|llm|chatbot)\b",
+    r"\b(print|output|write|say|reply|respond|answer)\b.{0,30}\b(the\s+)?(word|phrase|code\s*word|exactly)\b",
+    r"\b(do\s+not|don'?t|never)\s+(cite|include|use|add)\b.{0,20}\b(citations?|sources?|references?|\[\d)",
+    r"\b(without|drop|remove|omit)\b.{0,15}\b(citations?|sources|references)\b",
+    r"\[/?(inst|system)\]|###\s*(instruction|system)|</?s>|<\|",
+    r"تجاهل.{0,30}(التعليمات|تعليمات|الأوامر|الاوامر|التوجيهات|القواعد)",
+    r"(التعليمات|الأوامر|الاوامر|التوجيهات)\s+(السابقة|الأصلية|السابقه)",
+    r"(موجه|تعليمات|رسالة)\s+النظام", r"أيها\s+(النموذج|المساعد|الذكاء)",
+    r"(رسالة|ملاحظة|تعليمات)\s+(إلى\s+ال|الى\s+ال|لل|ل)(مساعد|نموذج|ذكاء\s+الاصطناعي|روبوت)(?!\w)",
+    r"أنت\s+(الآن\s+)?(مساعد|نموذج|ذكاء\s+اصطناعي|روبوت)",
+    r"(اكتب|اطبع|قل|أجب|اجب|ردد)\s+.{0,20}(كلمة|عبارة|الكلمة|العبارة|حرفيا|حرفيًا)",
+    r"(لا\s+تذكر|احذف|بدون|دون)\s+.{0,15}(المصادر|الاستشهادات|المراجع|أرقام\s+المصادر)",
+]), re.IGNORECASE)
+
+
+def is_instruction(sentence: str) -> bool:
+    """True for a sentence addressed to the model (an injection), never to be shown to it as evidence."""
+    return bool(_INSTRUCTION.search(sentence))
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 # Number words (in normalize_for_search form: ة -> ه, أ -> ا), cardinal and ordinal, Arabic and English.

@@ -6,8 +6,9 @@ from rag.store import FaissStore
 
 
 def _read(*paths):
+    """Articles, then what was skipped and what was kept with a warning (origin → reason)."""
     reader = ArticleReader()
-    return list(reader.read(paths)), reader.skipped
+    return list(reader.read(paths)), reader.skipped + reader.warnings
 
 
 def test_txt_and_md_use_stem_as_id_with_sidecar_metadata(tmp_path):

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, IndexWriteFailed
 from rag.records import Article, Chunk
 from rag.store import FaissStore
 
@@ -89,7 +89,7 @@ def test_crash_while_writing_vectors_leaves_previous_index_and_no_temp(tmp_path,
     store.save()
     _put(store, "b", ["beta"], embedder)
     monkeypatch.setattr(faiss, "write_index", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
-    with pytest.raises(OSError):
+    with pytest.raises(IndexWriteFailed, match="disk full"):
         store.save()
     assert not list(tmp_path.glob(".gen-*"))
     assert [a.id for a in FaissStore.open(tmp_path, embedder.name).articles()] == ["a"]
