@@ -63,7 +63,8 @@ class AskRequest(BaseModel):
     history: list[Turn] = Field(default_factory=list, max_length=20,
                                 description="earlier turns, oldest first: a follow-up is rewritten with them")
     k: int | None = Field(None, ge=1, le=10, description="retrieved passages the answer may use")
-    stream: bool = Field(False, description="server-sent events: `evidence`, `token`…, then one `answer`")
+    stream: bool = Field(False, description="server-sent events: `queued` (position, estimate_s) when waiting, "
+                                            "`evidence`, `token`…, then one `answer` (or one `error`)")
 
 
 class RetrieveRequest(BaseModel):
@@ -308,7 +309,9 @@ def answer_events(events: Iterator[dict]) -> Iterator[str]:
     truncated answer."""
     try:
         for event in events:
-            if event["type"] == "evidence":
+            if event["type"] == "queued":
+                yield sse("queued", {"position": event["position"], "estimate_s": event["estimate_s"]})
+            elif event["type"] == "evidence":
                 yield sse("evidence", {"evidence": [c.model_dump() for c in event["evidence"]]})
             elif event["type"] == "token":
                 yield sse("token", {"text": event["text"]})

@@ -256,7 +256,10 @@ def cmd_ask(args) -> int:
         return 0
     answer = None
     for event in service.stream(question, k=args.k):
-        if event["type"] == "evidence":  # what the articles say, before the model has read it
+        if event["type"] == "queued":
+            print(f"waiting for the model: #{event['position']} in the queue (about {event['estimate_s']} s)",
+                  file=sys.stderr, flush=True)
+        elif event["type"] == "evidence":  # what the articles say, before the model has read it
             for c in event["evidence"]:
                 meta = " · ".join(x for x in (c.source or c.title, c.date) if x)
                 print(f"evidence [{c.n}] «{' '.join(c.text.split())}» ({meta})\n", flush=True)

@@ -70,10 +70,12 @@ class OpenAIChat:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.setting_hint = setting_hint
+        self.reconnect = None  # () -> a new base URL, for an endpoint this process can restart (the embedded one)
 
     @contextmanager
     def _failures(self):
         """Endpoint failures as one line that names the setting to check."""
+        import httpx
         import openai
 
         where = f"LLM endpoint {self.base_url}"
@@ -91,8 +93,31 @@ class OpenAIChat:
         except openai.APIStatusError as exc:
             raise LLMUnavailable(f"{where} answered HTTP {exc.status_code}: check RAG_LLM_MODEL and the "
                                  "server's logs") from exc
+        except httpx.HTTPError as exc:  # the connection cut mid-stream: never a truncated answer
+            raise LLMUnavailable(f"{where} cut the answer off ({type(exc).__name__}): the answer was discarded; "
+                                 "try again, and check the server's logs") from exc
 
     def stream(self, messages: list[dict], max_tokens: int | None = None) -> Iterator[str]:
+        import openai
+
+        produced = False
+        try:
+            for piece in self._stream(messages, max_tokens):
+                produced = True
+                yield piece
+        except LLMUnavailable as exc:
+            # The embedded server may have gone with the process that ran it: start (or join) one and retry once,
+            # unless part of the answer had already arrived.
+            if produced or self.reconnect is None or not isinstance(exc.__cause__, openai.APIConnectionError):
+                raise
+            self._use(self.reconnect())
+            yield from self._stream(messages, max_tokens)
+
+    def _use(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.client = self.client.with_options(base_url=base_url)
+
+    def _stream(self, messages: list[dict], max_tokens: int | None = None) -> Iterator[str]:
         produced = False
         finish = None
         with self._failures():
@@ -110,6 +135,9 @@ class OpenAIChat:
         if not produced:
             raise LLMUnavailable(f"LLM endpoint {self.base_url} returned an empty answer (finish reason {finish!r}): "
                                  "check RAG_LLM_MODEL")
+        if finish is None:  # the stream ended without its last event: the connection was cut, the answer is partial
+            raise LLMUnavailable(f"LLM endpoint {self.base_url} stopped mid-answer (no finish reason): the answer was "
+                                 "discarded; try again, and check the server's logs")
 
     def next_token_logprobs(self, messages: list[dict], top: int = 10) -> dict[str, float]:
         """The log-probabilities of the most likely next tokens, or {} when the endpoint does not return them
@@ -176,6 +204,12 @@ class EmbeddedServer:
         endpoint_file.write_text(json.dumps({"base_url": self.base_url, "pid": os.getpid()}))
         return self.base_url
 
+    def restart(self) -> str:
+        """After the server stopped answering: start our own, or join the one another process now runs."""
+        if self._lock_handle is None:  # joined another process's server, and that process is gone
+            self.base_url = None
+        return self.ensure()
+
     def _join_existing(self, endpoint_file: Path, wait_s: float) -> str:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
@@ -224,6 +258,7 @@ def make_chat_model(settings: Settings, embedded: EmbeddedServer | None = None) 
                       settings.llm_max_retries, settings.llm_max_tokens, settings.llm_temperature,
                       setting_hint="the embedded model (`make setup`)")
     chat._embedded_server = server  # keep the in-process server alive as long as the client
+    chat.reconnect = server.restart
     return chat
 
 

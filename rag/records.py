@@ -136,7 +136,7 @@ class Answer(Record):
     confidence: float | None = None
     """The model's probability for its choice of that sentence, when known."""
     timings: dict[str, float] = Field(default_factory=dict)
-    """Seconds: retrieve_s, evidence_s, first_token_s, total_s."""
+    """Seconds: queue_s (waiting for a generation slot), retrieve_s, evidence_s, first_token_s, total_s."""
 
 
 class BriefCitation(Record):

@@ -68,6 +68,9 @@ class GenerationSlots:
                 self._mean_s = 0.8 * self._mean_s + 0.2 * (time.perf_counter() - began)
             self._free.release()
 
+    def full(self) -> bool:
+        return self.running + self.waiting >= self.limit
+
     def retry_after_s(self) -> int:
         """Seconds until the queue ahead has probably drained."""
         return max(1, math.ceil(self._mean_s * (self.waiting + self.running) / self.limit))
@@ -164,11 +167,23 @@ class Service:
 
     def stream(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
                wait_s: float | None = None) -> Iterator[dict]:
-        """The answer chain's events (evidence, tokens, then the answer), holding a generation slot throughout.
-        A bad question fails before queueing; a full queue raises `Busy` before the first event."""
+        """The answer chain's events (evidence, tokens, then the answer), holding a generation slot throughout;
+        first a `queued` event (position, estimated wait) when every slot is taken. A bad question fails before
+        queueing; `Busy` comes before the first event when the estimated wait is longer than the caller waits."""
         question = self.check_question(question)
+        wait_s = self.slots.wait_s if wait_s is None else wait_s
+        if self.slots.full():
+            estimate = self.slots.retry_after_s()
+            if estimate > wait_s:  # fail fast: holding the connection only to fail later helps nobody
+                raise Busy(0.0, estimate)
+            yield {"type": "queued", "position": self.slots.waiting + 1, "estimate_s": estimate}
+        queued = time.perf_counter()
         with self.slots.hold(wait_s):
-            yield from self.chain().stream(question, history=history, k=k)
+            queue_s = round(time.perf_counter() - queued, 3)
+            for event in self.chain().stream(question, history=history, k=k):
+                if event["type"] == "answer":
+                    event["answer"].timings["queue_s"] = queue_s  # visible to the client
+                yield event
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
             wait_s: float | None = None) -> Answer:

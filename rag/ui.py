@@ -193,7 +193,11 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
         streamed = ""
         try:
             for event in service.stream(message, history=state["pairs"] or None):
-                if event["type"] == "evidence":  # shown while the model reads
+                if event["type"] == "queued":  # every generation slot is taken: say where the reader stands
+                    chat[-1] = {"role": "assistant", "content": f'<div dir="auto">⏳ #{event["position"]} in the '
+                                f'queue (about {event["estimate_s"]} s)</div>'}
+                    yield chat, "".join(state["sources"]), state, ""
+                elif event["type"] == "evidence":  # shown while the model reads
                     chat[-1] = {"role": "assistant", "content": _evidence_html(event["evidence"])}
                     yield chat, "".join(state["sources"]), state, ""
                 elif event["type"] == "token":

@@ -267,3 +267,20 @@ def test_the_openai_client_gets_a_cited_answer_streamed_and_not(service):  # noq
             client.chat.completions.create(model="news-rag", messages=[{"role": "system", "content": "hi"}])
     finally:
         server.close()
+
+
+def test_a_queued_stream_says_its_place_and_the_answer_how_long_it_waited(client, service):  # noqa: F811
+    held = threading.Event()
+
+    def generation():  # another reader's answer, finishing in half a second
+        with service.slots.hold():
+            held.set()
+            time.sleep(0.5)
+
+    worker = threading.Thread(target=generation)
+    worker.start()
+    held.wait(5)
+    events = sse_events(client.post("/api/ask", json={"question": QUESTION, "stream": True}).text)
+    worker.join()
+    assert events[0] == ("queued", {"position": 1, "estimate_s": events[0][1]["estimate_s"]})
+    assert events[-1][0] == "answer" and events[-1][1]["timings"]["queue_s"] >= 0.3

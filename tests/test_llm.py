@@ -28,6 +28,17 @@ class _FakeChatServer(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
+        if mode == "slow":
+            import time
+
+            time.sleep(3)
+        if mode == "status429":
+            self.send_response(429)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "slow down", "type": "rate_limit"}}')
+            return
         text = "" if mode == "empty" else self.reply
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -37,6 +48,10 @@ class _FakeChatServer(BaseHTTPRequestHandler):
             chunk = {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if mode == "cut":  # the connection drops after the first piece: no last event
+                self.wfile.flush()
+                self.close_connection = True
+                return
         done = {"id": "1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())

@@ -15,11 +15,12 @@ import pytest
 
 from rag.chunk import ArabicChunker
 from rag.cli import main
-from rag.errors import BadInput, IndexBusy, IndexWriteFailed
+from rag.errors import BadInput, IndexBusy, IndexWriteFailed, RagError
 from rag.ingest import ArticleReader, Ingestor, decode_text, safe_article_id
 from rag.retrieve import check_question
 from rag.store import FaissStore, write_lock
 from tests.fakes import HashEmbedder
+from tests.test_ui import service  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "أعلنت وزارة النقل العراقية افتتاح جسر جديد في الموصل بطول 300 متر. وقال الوزير إن العمل استغرق عامين."
@@ -188,6 +189,7 @@ SLOW_INGEST = """
 import sys, time
 import rag.embed
 from tests.fakes import HashEmbedder
+from tests.test_ui import service  # noqa: F401 - fixture
 
 class Slow(HashEmbedder):
     def embed_passages(self, texts, progress=False):
@@ -304,3 +306,110 @@ def test_queries_are_served_from_the_last_commit_throughout_an_ingest(tmp_path, 
     Ingestor(writer, Watching(), ArabicChunker(), commit_every=1).ingest([_articles(tmp_path / "more", 4)])
     assert battery.case("fault: queries during an ingest", "served from the last commit",
                         f"{len(seen)} queries answered", seen and all(s.startswith("a0") for s in seen))
+
+
+# ---- faults: the LLM endpoint -----------------------------------------------------------------------------------
+from tests.test_llm import _FakeChatServer, chat_server  # noqa: E402, F401 - the fake OpenAI-compatible server
+
+MESSAGES = [{"role": "user", "content": "x"}]
+
+
+def test_a_connection_cut_mid_answer_is_a_failure_not_a_truncated_answer(chat_server, battery):  # noqa: F811
+    from rag.errors import LLMUnavailable
+    from rag.llm import OpenAIChat
+
+    chat = OpenAIChat(f"{chat_server}/cut/v1", "m", max_retries=0)
+    received = []
+    with pytest.raises(LLMUnavailable, match="stopped mid-answer") as failed:
+        for piece in chat.stream(MESSAGES):
+            received.append(piece)
+    battery.case("LLM: connection cut after the first tokens", "reported as failed, no answer",
+                 f"{len(received)} piece(s), then: {str(failed.value)[:60]}", True)
+
+
+def test_the_api_reports_a_cut_stream_as_an_error_event(service, chat_server):  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    from rag.api import create_app
+    from rag.llm import OpenAIChat
+    from tests.test_api import sse_events
+
+    service._llm = OpenAIChat(f"{chat_server}/cut/v1", "m", max_retries=0)
+    events = sse_events(TestClient(create_app(service=service, ui=False)).post(
+        "/api/ask", json={"question": "كم ساعة أمهلت عصائب أهل الحق الحكومة؟", "stream": True}).text)
+    assert events[-1][0] == "error" and "answer" not in [kind for kind, _ in events]
+
+
+def test_a_slow_endpoint_times_out_clearly_and_the_service_stays_responsive(service, chat_server,  # noqa: F811
+                                                                            battery):
+    import threading
+
+    from rag.errors import LLMUnavailable
+    from rag.llm import OpenAIChat
+
+    service._llm = OpenAIChat(f"{chat_server}/slow/v1", "m", max_retries=0, timeout=1.0)
+    outcome = {}
+
+    def ask():
+        try:
+            service.ask("كم ساعة أمهلت عصائب أهل الحق الحكومة؟")
+        except LLMUnavailable as exc:
+            outcome["error"] = str(exc)
+
+    worker = threading.Thread(target=ask)
+    started = time.perf_counter()
+    worker.start()
+    time.sleep(0.2)
+    hits = service.retrieve("القصف الأمريكي", k=2)  # while the generation waits on the slow endpoint
+    during = time.perf_counter() - started
+    worker.join(10)
+    assert battery.case("LLM: endpoint slower than RAG_LLM_TIMEOUT", "clear timeout; retrieval still answers",
+                        f"{outcome.get('error', 'no error')[:60]}; retrieval at {during:.2f} s",
+                        "RAG_LLM_TIMEOUT" in outcome.get("error", "") and len(hits) == 2 and during < 1.0)
+
+
+def test_429_and_5xx_are_retried_with_backoff(chat_server, monkeypatch, battery):  # noqa: F811
+    from rag.llm import OpenAIChat
+
+    calls = {"n": 0}
+    original = _FakeChatServer.do_POST
+
+    def busy_then_ok(self):
+        calls["n"] += 1
+        self.path = {1: "/status429/v1/chat/completions", 2: "/status500/v1/chat/completions"}.get(
+            calls["n"], "/ok/v1/chat/completions")
+        original(self)
+
+    monkeypatch.setattr(_FakeChatServer, "do_POST", busy_then_ok)
+    text = "".join(OpenAIChat(f"{chat_server}/ok/v1", "m", max_retries=2).stream(MESSAGES))
+    assert battery.case("LLM: 429 then 500, then an answer", "retried with backoff, answered",
+                        f"{calls['n']} calls, answered", text == _FakeChatServer.reply and calls["n"] == 3)
+
+
+def test_garbage_from_the_model_is_never_asserted(service, battery):  # noqa: F811
+    from tests.fakes import QueueLLM
+
+    garbage = ["ﷺ###%%% [9] lorem ipsum", "<|im_end|>" * 5, "1234567 [1] [2] [3]", "", "```python\nprint(1)\n```"]
+    outcomes = []
+    for reply in garbage:
+        service._llm = QueueLLM(reply, reply)
+        try:
+            answer = service.ask("كم ساعة أمهلت عصائب أهل الحق الحكومة؟")
+            outcomes.append("refused" if answer.refused else "quoted" if answer.quoted else answer.answer)
+        except RagError as exc:
+            outcomes.append(f"error: {str(exc)[:30]}")
+    asserted = [o for o in outcomes if o not in ("refused", "quoted") and not o.startswith("error")]
+    battery.count("inputs tried", len(garbage))
+    assert battery.case("LLM: 5 garbage replies", "refused or quoted, never asserted", ", ".join(outcomes)[:90],
+                        not asserted)
+
+
+def test_the_embedded_server_is_restarted_when_it_went_away(chat_server, battery):  # noqa: F811
+    from rag.llm import OpenAIChat
+
+    chat = OpenAIChat("http://127.0.0.1:9/v1", "m", max_retries=0, timeout=2)  # its process is gone
+    restarts = []
+    chat.reconnect = lambda: restarts.append(1) or f"{chat_server}/ok/v1"
+    text = "".join(chat.stream(MESSAGES))
+    assert battery.case("LLM: embedded server gone", "restarted on the next question",
+                        f"{len(restarts)} restart, answered", text == _FakeChatServer.reply and restarts == [1])
