@@ -8,7 +8,7 @@ E5     := .models/multilingual-e5-small/RAG_VERSION
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
 
-.PHONY: setup run index test test-unit test-integration browser eval eval-accept brief bench lint clean
+.PHONY: setup run index test test-unit test-integration reliability browser eval eval-accept brief bench lint clean
 
 setup: $(STAMP) models
 
@@ -46,6 +46,12 @@ test-unit: setup browser
 
 test-integration: setup
 	$(BIN)/pytest -q -m integration
+
+# The reliability battery alone (README "Reliability and security"): its fast part, then the injection battery on
+# the real model and the load test; each run ends with the table of cases.
+reliability: setup browser
+	$(BIN)/pytest -q tests/test_reliability.py tests/test_fuzz.py tests/test_security.py
+	$(BIN)/pytest -q -m integration tests/test_integration_injection.py tests/test_load.py
 
 # Debian's chromium for the browser test (Playwright drives it; no browser download). Needs root or sudo;
 # without it the browser test skips and says why.
