@@ -4,6 +4,7 @@ the OpenAI-compatible face driven by the `openai` client against a live server."
 import json
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
@@ -160,19 +161,29 @@ def test_api_keys_guard_every_route_but_health(service, tmp_path):  # noqa: F811
     assert client.get("/api/articles", headers={"Authorization": "Bearer key-two"}).status_code == 200
 
 
-def test_a_full_queue_is_503_with_retry_after_and_reads_are_not_stuck(client, service):  # noqa: F811
-    service.slots.wait_s = 0.2
-    held, release = threading.Event(), threading.Event()
+@contextmanager
+def another_reader_generating(service, for_s: float = 10.0):  # noqa: F811
+    """A generation slot taken by another reader's answer: until the block ends, or for `for_s` seconds."""
+    held, done = threading.Event(), threading.Event()
 
-    def generation():  # another reader's answer, being written
+    def generation():
         with service.slots.hold():
             held.set()
-            release.wait(10)
+            done.wait(for_s)
 
     worker = threading.Thread(target=generation)
     worker.start()
     held.wait(5)
     try:
+        yield
+    finally:
+        done.set()
+        worker.join()
+
+
+def test_a_full_queue_is_503_with_retry_after_and_reads_are_not_stuck(client, service):  # noqa: F811
+    service.slots.wait_s = 0.2
+    with another_reader_generating(service):
         for body in ({"question": QUESTION}, {"question": QUESTION, "stream": True}):
             busy = client.post("/api/ask", json=body)
             assert busy.status_code == 503 and busy.json()["error"]["code"] == "busy"
@@ -183,9 +194,6 @@ def test_a_full_queue_is_503_with_retry_after_and_reads_are_not_stuck(client, se
         assert time.perf_counter() - started < 5
         metrics = client.get("/metrics").text
         assert "rag_generations_running 1.0" in metrics
-    finally:
-        release.set()
-        worker.join()
     assert client.post("/api/ask", json={"question": QUESTION}).status_code == 200
 
 
@@ -270,17 +278,7 @@ def test_the_openai_client_gets_a_cited_answer_streamed_and_not(service):  # noq
 
 
 def test_a_queued_stream_says_its_place_and_the_answer_how_long_it_waited(client, service):  # noqa: F811
-    held = threading.Event()
-
-    def generation():  # another reader's answer, finishing in half a second
-        with service.slots.hold():
-            held.set()
-            time.sleep(0.5)
-
-    worker = threading.Thread(target=generation)
-    worker.start()
-    held.wait(5)
-    events = sse_events(client.post("/api/ask", json={"question": QUESTION, "stream": True}).text)
-    worker.join()
+    with another_reader_generating(service, for_s=0.5):  # finishing in half a second
+        events = sse_events(client.post("/api/ask", json={"question": QUESTION, "stream": True}).text)
     assert events[0] == ("queued", {"position": 1, "estimate_s": events[0][1]["estimate_s"]})
     assert events[-1][0] == "answer" and events[-1][1]["timings"]["queue_s"] >= 0.3
