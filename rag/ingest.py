@@ -200,13 +200,14 @@ def decode_text(data: bytes) -> tuple[str | None, str]:
         return None, f"not UTF-8 (byte {exc.start}): convert it with `iconv -t UTF-8`"
 
 
-_UNSAFE_ID = re.compile(r"[^\w\-.]+")  # path separators, spaces, control characters, '#' (it joins chunk ids)
+_UNSAFE_ID = re.compile(r"[/\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]+")
 
 
 def safe_article_id(given: str) -> tuple[str, bool]:
-    """An id that is safe as a file name, a URL segment and a chunk id prefix; True when it had to change.
-    Letters of any script, digits, '-', '_' and single dots are kept; '..' and leading dots never are."""
-    cleaned = re.sub(r"\.{2,}", "_", _UNSAFE_ID.sub("_", given)).strip("._-")
+    """The id as given when it is safe as a file name and a path segment (callers keep their own ids: spaces and
+    punctuation stay); path separators, control and invisible characters become '_', '..' never stays, no
+    leading dot, at most 120 characters. True when it had to change."""
+    cleaned = re.sub(r"\.{2,}", "_", _UNSAFE_ID.sub("_", given)).strip().lstrip(".")
     if len(cleaned) > MAX_ID_CHARS:
         cleaned = cleaned[:MAX_ID_CHARS - 17].rstrip("._-") + "_" + hashlib.sha256(given.encode()).hexdigest()[:16]
     cleaned = cleaned or hashlib.sha256(given.encode()).hexdigest()[:16]

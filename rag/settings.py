@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     # Embedder. "local": a sentence-transformers folder or name (default: e5-small prepared by `rag setup`).
     # "openai": any OpenAI-compatible /embeddings endpoint.
     embed_backend: Literal["local", "openai"] = "local"
+    # "local" runtime: "torch" (sentence-transformers, fp32) or "onnx" (ONNX Runtime, int8, exported at set-up; no
+    # torch import on the query path). Vectors differ slightly: switching means `rag ingest --rebuild`.
+    embed_runtime: Literal["torch", "onnx"] = "torch"
     embed_model: str = ""
     embed_base_url: str = ""
     embed_api_key: str = ""

@@ -48,13 +48,39 @@ def _real_st():
     return make_embedder(Settings())
 
 
-@pytest.fixture(params=["hash", "openai", pytest.param("sentence-transformers", marks=pytest.mark.integration)])
+@pytest.fixture(params=["hash", "openai", pytest.param("sentence-transformers", marks=pytest.mark.integration),
+                        pytest.param("onnx", marks=pytest.mark.integration)])
 def any_embedder(request, openai_server):
     if request.param == "hash":
         return HashEmbedder()
     if request.param == "openai":
         return OpenAIEmbedder(openai_server, "fake-model", batch_size=2)
+    if request.param == "onnx":
+        from rag.embed import make_embedder
+        from rag.settings import Settings
+
+        return make_embedder(Settings(embed_runtime="onnx"))
     return _real_st()
+
+
+@pytest.mark.integration
+def test_onnx_int8_vectors_stay_close_to_the_torch_ones():
+    from rag.embed import make_embedder
+    from rag.settings import Settings
+
+    texts = ["أعلنت وزارة الكهرباء تشغيل محطة جديدة في البصرة بطاقة 500 ميغاواط.", "US forces in Iraq remain at risk."]
+    onnx = make_embedder(Settings(embed_runtime="onnx")).embed_passages(texts)
+    torch = _real_st().embed_passages(texts)
+    assert (onnx * torch).sum(axis=1).min() > 0.99  # measured 0.9945 at worst on 96 seed sentences
+
+
+def test_the_onnx_runtime_has_its_own_index_name_and_says_how_to_set_it_up(tmp_path):
+    from rag.embed import OnnxEmbedder, embedder_name
+    from rag.settings import Settings
+
+    assert embedder_name(Settings(embed_runtime="onnx")) != embedder_name(Settings())
+    with pytest.raises(EmbedderUnavailable, match="make setup"):
+        OnnxEmbedder(str(tmp_path))
 
 
 def test_embedder_contract(any_embedder):
