@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import struct
 import tempfile
 import unicodedata
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -189,9 +192,7 @@ def build_e5_folder(target: Path, weights: Path | None = None) -> Path:
     model = read_e5_q4(weights)
     cfg = model["config"]
     tok = model["tokenizer"]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
+    with _built_atomically(target) as tmp:
         bert_cfg = BertConfig(
             vocab_size=cfg["vocab"], hidden_size=cfg["hidden"], num_hidden_layers=cfg["layers"],
             num_attention_heads=cfg["heads"], intermediate_size=cfg["ffn"], hidden_act="gelu",
@@ -235,13 +236,6 @@ def build_e5_folder(target: Path, weights: Path | None = None) -> Path:
             "similarity_fn_name": "cosine",
         }))
         (tmp / "RAG_VERSION").write_text(E5_FOLDER_VERSION)
-        os.chmod(tmp, 0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
@@ -314,24 +308,41 @@ def build_e5_onnx(folder: Path) -> Path:
             return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     target = folder / "onnx"
-    tmp = Path(tempfile.mkdtemp(prefix="onnx.tmp-", dir=folder))
-    try:
+    with _built_atomically(target) as tmp:
         bert = AutoModel.from_pretrained(folder, local_files_only=True).eval()
         ids = torch.ones((2, 8), dtype=torch.long)
-        with torch.no_grad():
-            torch.onnx.export(LastHiddenState(bert), (ids, torch.ones_like(ids)), str(tmp / "model.onnx"),
-                              input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
-                              dynamic_axes={n: {0: "batch", 1: "tokens"}
-                                            for n in ("input_ids", "attention_mask", "last_hidden_state")},
-                              opset_version=17, dynamo=False)
-        quantize_dynamic(str(tmp / "model.onnx"), str(tmp / E5_ONNX_FILE), per_channel=True,
-                         weight_type=QuantType.QInt8)
+        # The exporter's tracing warnings and the quantiser's advice concern other models' graphs: noise here.
+        root, level = logging.getLogger(), logging.getLogger().level
+        root.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(LastHiddenState(bert), (ids, torch.ones_like(ids)), str(tmp / "model.onnx"),
+                                  input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
+                                  dynamic_axes={n: {0: "batch", 1: "tokens"}
+                                                for n in ("input_ids", "attention_mask", "last_hidden_state")},
+                                  opset_version=17, dynamo=False)
+                quantize_dynamic(str(tmp / "model.onnx"), str(tmp / E5_ONNX_FILE), per_channel=True,
+                                 weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         (tmp / "model.onnx").unlink()  # 470 MB of fp32 that nothing reads
         (tmp / "RAG_VERSION").write_text(E5_ONNX_VERSION + "\n")
+    return target
+
+
+@contextmanager
+def _built_atomically(target: Path):
+    """A temporary folder beside `target` that replaces it only when the block completes: an interrupted
+    set-up never leaves a half-written model folder behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
