@@ -351,6 +351,7 @@ class AnswerChain:
         """Yields {"type": "evidence", "evidence": [Citation]} (extract mode: the best-ranked sentence, before the
         model runs), {"type": "token", "text"} as the answer arrives, then {"type": "answer", "answer": Answer}."""
         started = time.perf_counter()
+        usage_before = dict(getattr(self.llm, "usage_totals", None) or {})
         question = check_question(question)
         lang = detect_language(question)
         standalone = self._standalone(question, lang, history) if history else question
@@ -366,6 +367,8 @@ class AnswerChain:
                 timings["first_token_s"] = round(time.perf_counter() - started, 3)
                 yield {"type": "token", "text": answer.answer}
             timings["total_s"] = round(time.perf_counter() - started, 3)
+            for key, total in (getattr(self.llm, "usage_totals", None) or {}).items():  # when the server reports them
+                timings[key] = total - usage_before.get(key, 0)
             answer.timings = timings
             if history:
                 answer.standalone_question = standalone

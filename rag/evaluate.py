@@ -142,6 +142,7 @@ def score_question(q: dict, answer=None, retrieved_articles: list[str] | None = 
         "flags": [f.kind for f in answer.flags] if answer is not None else [],
         "evidence_s": timings.get("evidence_s"), "first_token_s": timings.get("first_token_s"),
         "total_s": timings.get("total_s"), "confidence": None if answer is None else answer.confidence,
+        "prompt_tokens": timings.get("prompt_tokens"), "cached_tokens": timings.get("cached_tokens"),
         "error": error,
     }
 
@@ -180,6 +181,8 @@ def aggregate(rows: list[dict]) -> dict:
         "citations_pointing_nowhere": sum(r["dropped_citations"] for r in rows),
         "errors": sum(1 for r in rows if r["error"]),
         "evidence_p50_s": _percentile([r.get("evidence_s") for r in rows], 50),
+        "prompt_tokens_p50": _percentile([r.get("prompt_tokens") for r in rows], 50),
+        "cached_tokens_p50": _percentile([r.get("cached_tokens") for r in rows], 50),
         "first_token_p50_s": _percentile(first, 50), "first_token_p95_s": _percentile(first, 95),
         "total_p50_s": _percentile(total, 50), "total_p95_s": _percentile(total, 95),
     }
@@ -325,6 +328,7 @@ _LABELS = [("pass_rate", "passed"), ("right", "right (answerable)"),
            ("unanswerable_refused", "unanswerable refused"), ("answerable_refused", "answerable refused"),
            ("grounding_flags", "grounding flags"), ("citations_pointing_nowhere", "citations pointing nowhere"),
            ("errors", "errors"), ("evidence_p50_s", "evidence p50 s"), ("first_token_p50_s", "first token p50 s"), ("first_token_p95_s", "first token p95 s"),
+           ("prompt_tokens_p50", "prompt tokens p50 (sent)"), ("cached_tokens_p50", "of them cached p50"),
            ("total_p50_s", "total p50 s"), ("total_p95_s", "total p95 s"),
            ("judge_faithfulness", "judge: faithful"), ("judge_correctness", "judge: correct")]
 

@@ -71,6 +71,10 @@ class OpenAIChat:
         self.temperature = temperature
         self.setting_hint = setting_hint
         self.reconnect = None  # () -> a new base URL, for an endpoint this process can restart (the embedded one)
+        # Prompt tokens sent and served from the server's prompt cache, summed over calls (asked for only where the
+        # server is known to report them: the embedded llama.cpp). One generation at a time keeps the sums per answer.
+        self.count_usage = False
+        self.usage_totals = {"prompt_tokens": 0, "cached_tokens": 0}
 
     @contextmanager
     def _failures(self):
@@ -113,6 +117,11 @@ class OpenAIChat:
             self._use(self.reconnect())
             yield from self._stream(messages, max_tokens)
 
+    def _count(self, usage) -> None:
+        details = getattr(usage, "prompt_tokens_details", None)
+        self.usage_totals["prompt_tokens"] += int(usage.prompt_tokens or 0)
+        self.usage_totals["cached_tokens"] += int(getattr(details, "cached_tokens", 0) or 0)
+
     def _use(self, base_url: str) -> None:
         self.base_url = base_url
         self.client = self.client.with_options(base_url=base_url)
@@ -121,10 +130,13 @@ class OpenAIChat:
         produced = False
         finish = None
         with self._failures():
+            extra = {"stream_options": {"include_usage": True}} if self.count_usage else {}
             response = self.client.chat.completions.create(
                 model=self.model, messages=messages, stream=True, temperature=self.temperature,
-                max_tokens=max_tokens or self.max_tokens)
+                max_tokens=max_tokens or self.max_tokens, **extra)
             for event in response:
+                if event.usage:
+                    self._count(event.usage)
                 if not event.choices:
                     continue
                 choice = event.choices[0]
@@ -259,6 +271,7 @@ def make_chat_model(settings: Settings, embedded: EmbeddedServer | None = None) 
                       setting_hint="the embedded model (`make setup`)")
     chat._embedded_server = server  # keep the in-process server alive as long as the client
     chat.reconnect = server.restart
+    chat.count_usage = True
     return chat
 
 

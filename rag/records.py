@@ -136,7 +136,8 @@ class Answer(Record):
     confidence: float | None = None
     """The model's probability for its choice of that sentence, when known."""
     timings: dict[str, float] = Field(default_factory=dict)
-    """Seconds: queue_s (waiting for a generation slot), retrieve_s, evidence_s, first_token_s, total_s."""
+    """Seconds: queue_s (waiting for a generation slot), retrieve_s, evidence_s, first_token_s, total_s; and, where
+    the server reports them (the embedded model), prompt_tokens sent and cached_tokens of them from its cache."""
 
 
 class BriefCitation(Record):

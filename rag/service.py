@@ -90,6 +90,10 @@ class LazyChat:
     def stream(self, messages, max_tokens=None):
         return self._model().stream(messages, max_tokens=max_tokens)
 
+    @property
+    def usage_totals(self) -> dict:
+        return getattr(self._chat, "usage_totals", {}) if self._chat is not None else {}
+
     def __getattr__(self, name):  # next_token_logprobs, base_url, name … of the real model
         return getattr(self._model(), name)
 
