@@ -351,6 +351,7 @@ class Ingestor:
         report = IngestReport(index_dir=str(self.store.index_dir))
         pending: dict[str, Article] = {}
         origin_of: dict[str, str] = {}
+        status: dict[str, str] = {}  # id -> added | updated | unchanged: one entry per id, however often it comes
         for article in reader.read(paths):
             if article.id in origin_of:  # the same id twice in one batch: the last one wins
                 reader.warnings.append(SkippedInput(origin=article.origin, reason=(
@@ -359,27 +360,26 @@ class Ingestor:
             pending.pop(article.id, None)
             existing = self.store.article(article.id)
             if existing is not None and existing.content_hash == article.content_hash:
-                if article.id not in report.unchanged + report.added + report.updated:
-                    report.unchanged.append(article.id)
+                status.setdefault(article.id, "unchanged")  # an earlier copy committed in this run stays added
                 continue
             pending[article.id] = article
             if len(pending) >= self.commit_every:
-                self._commit(list(pending.values()), report)
+                self._commit(list(pending.values()), status, report)
                 pending.clear()
         if pending:
-            self._commit(list(pending.values()), report)
+            self._commit(list(pending.values()), status, report)
+        for article_id, kind in status.items():
+            getattr(report, kind).append(article_id)
         report.skipped = reader.skipped
         report.warnings = reader.warnings
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _commit(self, articles: list[Article], report: IngestReport) -> None:
+    def _commit(self, articles: list[Article], status: dict[str, str], report: IngestReport) -> None:
         """Embed a batch (one call: batching is where the CPU time goes), store it, commit a generation."""
         for article in articles:
-            if article.id in report.unchanged:
-                report.unchanged.remove(article.id)
-            if article.id not in report.added + report.updated:
-                (report.updated if self.store.article(article.id) else report.added).append(article.id)
+            if status.get(article.id) not in ("added", "updated"):
+                status[article.id] = "updated" if self.store.article(article.id) else "added"
         plan = [(article, [(chunk, self._sentences(chunk)) for chunk in self.chunker.split(article)])
                 for article in articles]
         texts = [t for article, parts in plan for chunk, sentences in parts
