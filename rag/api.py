@@ -8,7 +8,6 @@ app. Errors are JSON `{"error": {"code", "message", "type"}}` (the OpenAI shape)
 from __future__ import annotations
 
 import hmac
-import itertools
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import date as Date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -289,11 +288,18 @@ def _next(events: Iterator):
     return next(events, _END)
 
 
-async def _started(events: Iterator) -> Iterator:
+async def start_stream(events: Generator) -> Generator:
     """Runs a stream up to its first event before the response starts, so a full queue or a bad question is a
-    proper status code (503, 413, 422) rather than an error in the middle of a 200 stream."""
+    proper status code (503, 413, 422) rather than an error in the middle of a 200 stream. What it returns is a
+    generator too: closing it (a client gone) closes the stream, and with it the generation slot it holds."""
     first = await run_in_threadpool(_next, events)
-    return events if first is _END else itertools.chain([first], events)
+
+    def resumed():
+        if first is not _END:
+            yield first
+        yield from events
+
+    return resumed()
 
 
 def sse(event: str, data: Any) -> str:
@@ -304,7 +310,7 @@ def _error_data(exc: errors.RagError) -> dict:
     return json.loads(rag_error_response(exc).body)
 
 
-def answer_events(events: Iterator[dict]) -> Iterator[str]:
+def answer_events(events: Generator) -> Iterator[str]:
     """The answer chain's events as server-sent events; a failure mid-way is an `error` event, never a
     truncated answer."""
     try:
@@ -324,9 +330,7 @@ def answer_events(events: Iterator[dict]) -> Iterator[str]:
         yield sse("error", {"error": {"code": "internal", "message": "unexpected server error: see the server's "
                                                                      "log", "type": "internal"}})
     finally:
-        close = getattr(events, "close", None)
-        if close:
-            close()
+        events.close()
 
 
 # ---- the OpenAI-compatible face -------------------------------------------------------------------------------
@@ -382,7 +386,7 @@ def chat_completion(answer: Answer) -> dict:
             "citations": _citations(answer), "answer": answer.model_dump()}
 
 
-def chat_chunks(events: Iterator[dict]) -> Iterator[str]:
+def chat_chunks(events: Generator) -> Iterator[str]:
     """OpenAI chunk format. Only verified text is sent: a chat client cannot take back a streamed token, and the
     verifier may turn the model's words into a quote or a refusal, so the content arrives when it is checked."""
     ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
@@ -401,9 +405,7 @@ def chat_chunks(events: Iterator[dict]) -> Iterator[str]:
     except errors.RagError as exc:
         yield f"data: {json.dumps(_error_data(exc), ensure_ascii=False)}\n\n"
     finally:
-        close = getattr(events, "close", None)
-        if close:
-            close()
+        events.close()
     yield "data: [DONE]\n\n"
 
 
@@ -435,7 +437,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         quotes the article's sentence instead of asserting an unverified rewording."""
         history = [(t.question, t.answer) for t in body.history] or None
         if body.stream:
-            events = await _started(service.stream(body.question, history, body.k))
+            events = await start_stream(service.stream(body.question, history, body.k))
             return StreamingResponse(answer_events(events), media_type="text/event-stream", headers=_STREAM_HEADERS)
         return await run_in_threadpool(service.ask, body.question, history, body.k)
 
@@ -525,7 +527,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         assistant message with a Markdown source list; `citations` and `answer` carry the structured record."""
         question, history = chat_history(body.messages)
         if body.stream:
-            events = await _started(service.stream(question, history or None))
+            events = await start_stream(service.stream(question, history or None))
             return StreamingResponse(chat_chunks(events), media_type="text/event-stream", headers=_STREAM_HEADERS)
         return chat_completion(await run_in_threadpool(service.ask, question, history or None))
 

@@ -282,3 +282,15 @@ def test_a_queued_stream_says_its_place_and_the_answer_how_long_it_waited(client
         events = sse_events(client.post("/api/ask", json={"question": QUESTION, "stream": True}).text)
     assert events[0] == ("queued", {"position": 1, "estimate_s": events[0][1]["estimate_s"]})
     assert events[-1][0] == "answer" and events[-1][1]["timings"]["queue_s"] >= 0.3
+
+
+def test_closing_a_started_stream_frees_its_generation_slot(service):  # noqa: F811
+    import asyncio
+
+    from rag.api import start_stream
+
+    service._llm = RoutingLLM()
+    events = asyncio.run(start_stream(service.stream(QUESTION)))  # what a streaming response holds
+    assert next(events)["type"] == "evidence" and service.slots.running == 1
+    events.close()  # the client went away
+    assert service.slots.running == 0
