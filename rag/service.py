@@ -31,6 +31,15 @@ def safe_name(name: str) -> str:
     return stem or "upload"
 
 
+def _without_server_paths(report: IngestReport, staged: str, shown_as: str) -> IngestReport:
+    """Reports never show the server's temporary paths: what was skipped or changed names what the user sent."""
+    for item in report.skipped + report.warnings:
+        item.origin = item.origin.replace(staged, shown_as)
+        item.reason = item.reason.replace(staged, shown_as)  # a duplicate's note names the other copy
+    report.index_dir = ""
+    return report
+
+
 class GenerationSlots:
     """At most `limit` generations at once (the embedded model on 2 cores: one), shared by every face.
 
@@ -258,10 +267,8 @@ class Service:
                 shutil.copyfile(path, target)
                 staged.append(target)
             report = self._ingest_staged(staged) if staged else IngestReport()
-        for s in report.skipped:
-            s.origin = Path(s.origin).name  # never show the server's temporary paths
+        report = _without_server_paths(report, f"{tmp}/", "")
         report.skipped = skipped + report.skipped
-        report.index_dir = ""
         return report
 
     def ingest_records(self, records: list[dict]) -> IngestReport:
@@ -272,10 +279,7 @@ class Service:
             path = Path(tmp) / "records.jsonl"
             path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
             report = self._ingest_staged([path])
-        for s in report.skipped:
-            s.origin = re.sub(r"^.*records\.jsonl", "record", s.origin)  # "record:3", not a temporary path
-        report.index_dir = ""
-        return report
+        return _without_server_paths(report, str(path), "record")  # "record:3"
 
     def _ingest_staged(self, paths: list[Path]) -> IngestReport:
         from rag.ingest import Ingestor

@@ -294,3 +294,15 @@ def test_closing_a_started_stream_frees_its_generation_slot(service):  # noqa: F
     assert next(events)["type"] == "evidence" and service.slots.running == 1
     events.close()  # the client went away
     assert service.slots.running == 0
+
+
+def test_ingest_reports_name_what_was_sent_never_a_server_path(client):
+    feed = "\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"id": "a/b", "text": "خبر أول عن الموصل."}, {"id": "dup", "text": "نص أول."}, {"id": "dup", "text": "نص ثان."}])
+    uploaded = client.post("/api/articles", files=[("files", ("feed.jsonl", feed.encode(), "application/json"))]).json()
+    records = client.post("/api/articles", json={"articles": [{"id": "twice", "text": "نص أول."},
+                                                              {"id": "twice", "text": "نص ثان."}]}).json()
+    for report in (uploaded, records):
+        assert report["warnings"] and "/tmp" not in json.dumps(report) and "rag-" not in json.dumps(report)
+    assert {w["origin"] for w in uploaded["warnings"]} == {"feed.jsonl:1", "feed.jsonl:3"}
+    assert records["warnings"][0]["origin"] == "record:2" and "(also record:1)" in records["warnings"][0]["reason"]
