@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from starlette.exceptions import HTTPException
 
 from rag import errors
-from rag.records import Answer, Article, ArticleInfo, Briefing, Hit, IngestReport
+from rag.records import Answer, Article, ArticleInfo, Briefing, IngestReport, Retrieval
 from rag.retrieve import MAX_QUESTION_CHARS
 from rag.service import Service
 from rag.settings import Settings
@@ -72,12 +72,6 @@ class RetrieveRequest(BaseModel):
     source: str | None = Field(None, max_length=200, description="only outlets whose name contains this")
     since: Date | None = Field(None, description="only articles dated on or after this day")
     until: Date | None = Field(None, description="only articles dated on or before this day")
-
-
-class RetrieveResponse(BaseModel):
-    question: str
-    lang: str = Field(description="ar or en: the question's language")
-    hits: list[Hit]
 
 
 class BriefRequest(BaseModel):
@@ -441,13 +435,10 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
             return StreamingResponse(answer_events(events), media_type="text/event-stream", headers=_STREAM_HEADERS)
         return await run_in_threadpool(service.ask, body.question, history, body.k)
 
-    @app.post("/api/retrieve", response_model=RetrieveResponse, tags=["ask"], dependencies=guarded)
+    @app.post("/api/retrieve", response_model=Retrieval, tags=["ask"], dependencies=guarded)
     def retrieve(body: RetrieveRequest):
         """Passages, best first (no generation: never queued behind an answer)."""
-        from rag.arabic import detect_language
-
-        hits = service.retrieve(body.question, body.k, body.source, _iso(body.since), _iso(body.until))
-        return RetrieveResponse(question=body.question.strip(), lang=detect_language(body.question), hits=hits)
+        return service.retrieve(body.question, body.k, body.source, _iso(body.since), _iso(body.until))
 
     @app.post("/api/brief", response_model=Briefing, tags=["brief"], dependencies=guarded,
               responses={200: {"content": {"text/markdown": {}, "text/html": {}}}})

@@ -218,34 +218,24 @@ def cmd_retrieve(args) -> int:
 
     service = Service(_settings(args))
 
-    def retrieve(question):
+    def retrieve(question):  # the same Retrieval record POST /api/retrieve returns
         return service.retrieve(question, args.k, args.source, args.since, args.until)
 
     if args.queries:
-        return _answer_queries(args.queries, lambda question: _retrieval_record(question, retrieve(question)))
+        return _answer_queries(args.queries, lambda question: retrieve(question).model_dump())
     if not args.question:
         raise BadInput("give a question, or --queries FILE.jsonl")
-    question = service.check_question(args.question)
-    hits = retrieve(question)
-    record = _retrieval_record(question, hits)
+    found = retrieve(args.question)
     if args.json:
-        _print_json(record)
-    else:
-        if not hits:
-            print("no passages found (is the index empty, or are the filters too narrow?)")
-        for h in hits:
-            meta = " · ".join(x for x in (h.article_id if h.title != h.article_id else "", h.source, h.date) if x)
-            print(f"[{h.rank}] {h.title}  ({meta})  score {h.score:.4f}")
-            print("    " + h.text[:300].replace("\n", " ") + ("…" if len(h.text) > 300 else ""))
+        _print_json(found.model_dump())
+        return 0
+    if not found.hits:
+        print("no passages found (is the index empty, or are the filters too narrow?)")
+    for h in found.hits:
+        meta = " · ".join(x for x in (h.article_id if h.title != h.article_id else "", h.source, h.date) if x)
+        print(f"[{h.rank}] {h.title}  ({meta})  score {h.score:.4f}")
+        print("    " + h.text[:300].replace("\n", " ") + ("…" if len(h.text) > 300 else ""))
     return 0
-
-
-def _retrieval_record(question, hits) -> dict:
-    from rag.arabic import detect_language
-
-    return {"question": question, "lang": detect_language(question),
-            "hits": [h.model_dump(include={"rank", "chunk_id", "article_id", "title", "text", "score", "source", "date",
-                                           "start", "end"}) for h in hits]}
 
 
 def cmd_ask(args) -> int:
@@ -256,12 +246,11 @@ def cmd_ask(args) -> int:
         return _answer_queries(args.queries, lambda question: service.ask(question, k=args.k).model_dump())
     if not args.question:
         raise BadInput("give a question, or --queries FILE.jsonl")
-    question = service.check_question(args.question)
     if args.json:  # the same Answer record the HTTP API returns
-        _print_json(service.ask(question, k=args.k).model_dump())
+        _print_json(service.ask(args.question, k=args.k).model_dump())
         return 0
     answer = None
-    for event in service.stream(question, k=args.k):
+    for event in service.stream(args.question, k=args.k):
         if event["type"] == "queued":
             print(f"waiting for the model: #{event['position']} in the queue (about {event['estimate_s']} s)",
                   file=sys.stderr, flush=True)

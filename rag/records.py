@@ -69,6 +69,16 @@ class Hit(Record):
     """Per-retriever scores (dense, bm25), for debugging."""
 
 
+class Retrieval(Record):
+    """The passages found for a question: what `rag retrieve --json` prints and POST /api/retrieve returns."""
+
+    question: str
+    """As searched: invisible and direction-overriding characters removed."""
+    lang: str
+    """ar or en: the question's language."""
+    hits: list[Hit]
+
+
 class SkippedInput(Record):
     origin: str
     """The file, or file:line, or record:n."""

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rag.errors import BadInput, Busy, NotFound, RagError
-from rag.records import Answer, Article, ArticleInfo, Briefing, Hit, IngestReport, SkippedInput
+from rag.records import Answer, Article, ArticleInfo, Briefing, IngestReport, Retrieval, SkippedInput
 from rag.settings import Settings
 
 UPLOAD_TYPES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
@@ -207,12 +207,14 @@ class Service:
         return answer
 
     def retrieve(self, question: str, k: int | None = None, source: str | None = None, since: str | None = None,
-                 until: str | None = None) -> list[Hit]:
+                 until: str | None = None) -> Retrieval:
         """Passages only: no generation slot, so a search is never stuck behind an answer being written."""
+        from rag.arabic import detect_language
         from rag.retrieve import Filters
 
         question = self.check_question(question)
-        return self.retriever().retrieve(question, k=k, filters=Filters(source=source, since=since, until=until))
+        hits = self.retriever().retrieve(question, k=k, filters=Filters(source=source, since=since, until=until))
+        return Retrieval(question=question, lang=detect_language(question), hits=hits)
 
     # ---- brief -----------------------------------------------------------------------------------------------
     def briefing(self, date: str | None = None, since: str | None = None, until: str | None = None,

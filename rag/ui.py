@@ -108,7 +108,7 @@ def library_rows(service: Service) -> list[list]:
 
 def search_html(service: Service, question: str, k: int = 5) -> str:
     try:
-        hits = service.retrieve(question, k=int(k))
+        hits = service.retrieve(question, k=int(k)).hits
     except RagError as exc:
         return f'<div class="passage" dir="auto">⚠️ {html.escape(str(exc))}</div>'
     if not hits:

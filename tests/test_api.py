@@ -306,3 +306,11 @@ def test_ingest_reports_name_what_was_sent_never_a_server_path(client):
         assert report["warnings"] and "/tmp" not in json.dumps(report) and "rag-" not in json.dumps(report)
     assert {w["origin"] for w in uploaded["warnings"]} == {"feed.jsonl:1", "feed.jsonl:3"}
     assert records["warnings"][0]["origin"] == "record:2" and "(also record:1)" in records["warnings"][0]["reason"]
+
+
+def test_cli_and_api_give_the_same_retrieval_record(client, capsys):
+    capsys.readouterr()
+    assert main(["retrieve", "القصف الأمريكي", "--k", "3", "--json"]) == 0
+    from_cli = json.loads(capsys.readouterr().out)
+    from_api = client.post("/api/retrieve", json={"question": "القصف الأمريكي", "k": 3}).json()
+    assert from_cli == from_api and len(from_cli["hits"]) == 3
