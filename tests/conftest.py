@@ -82,9 +82,6 @@ class Battery:
     """What a reliability test tried and saw: one row per case for the table printed after the run, plus the
     totals the issue names. A test records, then asserts: the table shows misses too."""
 
-    def __init__(self, test: str):
-        self.test = test
-
     def case(self, case: str, expected: str, observed: str, passed: bool) -> bool:
         _BATTERY.append({"case": case, "expected": expected, "observed": observed, "pass": bool(passed)})
         return passed
@@ -94,8 +91,8 @@ class Battery:
 
 
 @pytest.fixture
-def battery(request):
-    return Battery(request.node.name)
+def battery():
+    return Battery()
 
 
 def pytest_terminal_summary(terminalreporter):
