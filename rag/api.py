@@ -26,7 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from rag import errors
@@ -81,12 +81,7 @@ class BriefRequest(BaseModel):
     all: bool = Field(False, description="every article, undated ones included")
     lang: Literal["ar", "en"] = "ar"
     format: Literal["json", "md", "html"] = Field("json", description="json: the Briefing record")
-
-    @model_validator(mode="after")
-    def _one_selection(self):
-        if self.date and (self.since or self.until or self.all) or self.all and (self.since or self.until):
-            raise ValueError("give one of: date, since/until, or all")
-        return self
+    # One of date, since/until or all: the service checks it for every face (422 bad_input).
 
 
 class ArticlePage(BaseModel):
