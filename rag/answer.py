@@ -31,6 +31,7 @@ from rag.prompts import load_prompt
 from rag.records import Answer, Citation, Flag, Hit
 from rag.retrieve import check_question
 from rag.verify import (
+    ARABIC_LETTERS,
     CITATION,
     CONTROL_TOKENS,
     REFUSAL,
@@ -41,31 +42,18 @@ from rag.verify import (
     is_instruction,
     is_refusal,
     months,
+    name_words,
     numbers,
     passage_block,
     render_dates_en,
     render_days_en,
     strip_citations,
+    unverified_names,
 )
 
 MODES = ("extract", "generate")
 # Invented names in prompts/answer_example_*.txt (as search tokens); they exist in no real article.
 EXAMPLE_MARKERS = {"ar": {"نخيله", "قندلي"}, "en": {"nukhaila", "qandali"}}
-# Capitalised English words that translate Arabic common nouns (titles, institutions, places' kinds): they
-# cannot be checked across scripts, and are not the names a small model gets wrong.
-COMMON_CAPITALISED = frozenset("""
-a an the in on at of and or to for by with from he she it they his her its their this that these those
-according us u.s usa uk un eu nato american americans america iraqi iraqis iranian iranians syrian arab arabic
-islamic shiite shia sunni kurdish western eastern northern southern north south east west prime minister
-ministry president presidency general secretary secretary-general spokesman spokesperson commander leader chief
-defense defence interior foreign army forces force government parliament council security national popular
-mobilization units brigades brigade movement resistance revolutionary guard guards embassy coalition
-international central command green zone base airport air province governorate city town district street
-bridge office agency news media cell house white state states united department committee party front
-monday tuesday wednesday thursday friday saturday sunday katyusha katyushas january february march april may
-june july august september october november december
-""".split())
-_ARABIC_SPAN_CHARS = re.compile(r"[\u0600-\u06ff]")
 
 
 @dataclass
@@ -472,7 +460,7 @@ class AnswerChain:
         # Kerry" for جون كيربي); an answer with nothing verifiable is a refusal (an invented name for a
         # question the articles do not answer).
         asked = normalize_for_search(standalone)
-        words = [w for n in latin_names(english) for w in _name_words(n) if normalize_for_search(w) not in asked]
+        words = [w for n in latin_names(english) for w in name_words(n) if normalize_for_search(w) not in asked]
         partial = [j for j in candidates if numbers(english) & numbers(shown[j].text) - numbers(standalone)
                    or any(find_in_arabic(w, shown[j].text) is not None for w in words)]
         if not partial or any(f.kind in ("copied_question", "not_english") for f in flags):
@@ -575,32 +563,11 @@ class AnswerChain:
 
 
 # ---- English rendering -----------------------------------------------------------------------------------------
-def _name_words(name: str) -> list[str]:
-    """The words of a Latin name that can be checked across scripts: less common capitalised words and particles."""
-    return [w for w in re.split(r"[\s-]+", name) if w.lower().strip(".'’") not in COMMON_CAPITALISED
-            and w.lower() not in ("al", "el", "bin", "ibn", "abu")]
-
-
-def unverified_names(english: str, arabic: str, question: str) -> list[str]:
-    """Names in an English text that are neither the question's own words, nor common capitalised words, nor a
-    rendering of an Arabic name in `arabic` (consonant skeletons, `rag.names`)."""
-    q_norm = normalize_for_search(question)
-    out = []
-    for name in latin_names(english):
-        words = _name_words(name)
-        if not words or all(normalize_for_search(w) in q_norm for w in words):
-            continue
-        rest = " ".join(words)
-        if find_in_arabic(rest, arabic) is None and not all(find_in_arabic(w, arabic) for w in words):
-            out.append(name)
-    return out
-
-
 def _new_name(name: str, sentence: str, question: str) -> bool:
     """A name in an answer that says something the question does not: not the question's own words, not only
     common words, and not a rendering of the Arabic word for something the question asks about ("Amminiy" for
     الأمين when the question asks for the secretary-general)."""
-    words = _name_words(name)
+    words = name_words(name)
     if not words or normalize_for_search(name) in normalize_for_search(question):
         return False
     where = find_in_arabic(" ".join(words), sentence)
@@ -618,7 +585,7 @@ def render_english(english: str, sentence: str, question: str) -> tuple[str, lis
     render the same Arabic words; the answer says more than the question and is anchored by a figure or a
     name of the sentence; a "how many" answer has a figure."""
     flags: list[Flag] = []
-    if not english or is_refusal(english) or _ARABIC_SPAN_CHARS.search(english) or len(english.split()) > 30:
+    if not english or is_refusal(english) or ARABIC_LETTERS.search(english) or len(english.split()) > 30:
         return "", [Flag(kind="not_english", detail=f"not an English answer: {english}")] if english else []
     for q_name in question_names(question):  # the question's spelling of a name it shares with the sentence
         where = find_in_arabic(q_name, sentence)

@@ -17,20 +17,22 @@ import threading
 import time
 import uuid
 from collections.abc import Generator, Iterator
+from contextlib import asynccontextmanager
 from datetime import date as Date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi import Path as Path_
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from rag import errors
-from rag.records import Answer, Article, ArticleInfo, Briefing, IngestReport, Retrieval
+from rag.records import Answer, Article, ArticleInfo, Briefing, BriefRun, IngestReport, Retrieval
 from rag.retrieve import MAX_QUESTION_CHARS
 from rag.service import Service
 from rag.settings import Settings
@@ -79,9 +81,17 @@ class BriefRequest(BaseModel):
     since: Date | None = Field(None, description="a range's first day")
     until: Date | None = Field(None, description="a range's last day")
     all: bool = Field(False, description="every article, undated ones included")
+    articles: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=100, description="summarise exactly these articles (ids)")
     lang: Literal["ar", "en"] = "ar"
     format: Literal["json", "md", "html"] = Field("json", description="json: the Briefing record")
-    # One of date, since/until or all: the service checks it for every face (422 bad_input).
+    # One of date, since/until, all or articles: the service checks it for every face (422 bad_input).
+
+
+class BriefRuns(BaseModel):
+    runs: list[BriefRun]
+    schedule: str = Field("", description="RAG_BRIEF_SCHEDULE (cron, UTC); empty when runs are manual only")
+    next_run: str = Field("", description="when the schedule fires next, ISO 8601 UTC")
 
 
 class ArticlePage(BaseModel):
@@ -132,6 +142,7 @@ _STATUS = [  # most specific first
     (errors.QuestionTooLong, 413, "question_too_long"),
     (errors.BadInput, 422, "bad_input"),
     (errors.NotFound, 404, "not_found"),
+    (errors.Conflict, 409, "conflict"),
     (errors.Busy, 503, "busy"),
     (errors.IndexNotFound, 503, "index_missing"),
     (errors.IndexBusy, 503, "index_busy"),
@@ -410,7 +421,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     keys = parse_api_keys(settings.api_keys)
     guarded = [Depends(_key_checker(keys))]
     metrics = Metrics(service)
-    app = FastAPI(title="Arabic/English news QA", version="1", responses=_ERRORS,
+    app = FastAPI(title="Arabic/English news QA", version="1", responses=_ERRORS, lifespan=_schedule(service),
                   description="Cited answers, passages and briefings over Arabic news, in Arabic or English. "
                               "Send `Authorization: Bearer KEY` when the server sets RAG_API_KEYS.")
     app.state.service = service
@@ -441,11 +452,42 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         """A briefing story by story, every sentence cited: json (the Briefing record), md or html."""
         from rag.brief import render
 
-        briefing = service.briefing(_iso(body.date), _iso(body.since), _iso(body.until), body.all, body.lang)
+        briefing = service.briefing(_iso(body.date), _iso(body.since), _iso(body.until), body.all, body.lang,
+                                    article_ids=body.articles)
         if body.format == "json":
             return briefing
         media = "text/markdown" if body.format == "md" else "text/html"
         return Response(render(briefing, body.format), media_type=f"{media}; charset=utf-8")
+
+    # -- scheduled briefings and their history --
+    @app.get("/api/briefs", response_model=BriefRuns, tags=["brief"], dependencies=guarded)
+    def brief_runs(limit: int = Query(50, ge=1, le=500)):
+        """Past briefing runs, newest first (a run in progress has status `running`), and the next scheduled run."""
+        scheduler = getattr(app.state, "scheduler", None)
+        upcoming = scheduler.next_run() if scheduler is not None else None
+        return BriefRuns(runs=service.brief_runner().history.runs(limit), schedule=settings.brief_schedule,
+                         next_run=upcoming.isoformat(timespec="seconds") if upcoming else "")
+
+    @app.post("/api/briefs/run", response_model=BriefRun, status_code=202, tags=["brief"], dependencies=guarded,
+              responses={409: {"model": ErrorBody, "description": "a run is already in progress"}})
+    def brief_run_now():
+        """Starts a run now (the latest day, every configured language and format); poll GET /api/briefs/{id}."""
+        runner = service.brief_runner()
+        if runner.running:
+            raise errors.Conflict("a briefing run is already in progress: wait for it (GET /api/briefs shows it)")
+        return runner.run_in_background("manual")  # Conflict too if another request won the race
+
+    @app.get("/api/briefs/{run_id}", response_model=BriefRun, tags=["brief"], dependencies=guarded)
+    def brief_run(run_id: str = Path_(max_length=40)):
+        return service.brief_runner().history.get(run_id)
+
+    @app.get("/api/briefs/{run_id}/files/{name}", tags=["brief"], dependencies=guarded,
+             responses={200: {"content": {"text/markdown": {}, "text/html": {}, "application/json": {}}}})
+    def brief_file(run_id: str = Path_(max_length=40), name: str = Path_(max_length=60)):
+        """One of the run's files (briefing-ar.md, briefing-en.html, …)."""
+        path = service.brief_runner().history.file(run_id, name)
+        media = {"md": "text/markdown", "html": "text/html", "json": "application/json"}[path.suffix[1:]]
+        return FileResponse(path, media_type=f"{media}; charset=utf-8", filename=name)
 
     # -- library --
     @app.get("/api/articles", response_model=ArticlePage, tags=["library"], dependencies=guarded)
@@ -545,6 +587,27 @@ async def _upload(request: Request, service: Service, limit: int) -> IngestRepor
         return await run_in_threadpool(service.ingest, paths, False, names)
 
 
+def _schedule(service: Service):
+    """Scheduled briefings run while the server runs (RAG_BRIEF_SCHEDULE); the schedule is checked at start."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        scheduler = None
+        if service.settings.brief_schedule:
+            from rag.schedule import BriefScheduler, cron_trigger
+
+            scheduler = BriefScheduler(service.brief_runner(), cron_trigger(service.settings.brief_schedule))
+            scheduler.start()
+        app.state.scheduler = scheduler
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown()
+
+    return lifespan
+
+
 def _mount_ui(app: FastAPI, service: Service) -> None:
     import gradio as gr
 
@@ -554,7 +617,8 @@ def _mount_ui(app: FastAPI, service: Service) -> None:
     blocks = build_app(service=service).queue(default_concurrency_limit=4)  # LLM events have their own limit
     settings = service.settings
     gr.mount_gradio_app(app, blocks, path="", auth=parse_auth(settings.auth), css=CSS, head=HEAD,
-                        theme=gr.themes.Soft(), max_file_size=f"{settings.ui_max_upload_mb}mb", footer_links=["api"])
+                        theme=gr.themes.Soft(), max_file_size=f"{settings.ui_max_upload_mb}mb", footer_links=["api"],
+                        allowed_paths=[str(Path(settings.briefs_dir).resolve())])  # past briefings' downloads
 
 
 # ---- serving --------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import html
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import date as Date
 from pathlib import Path
@@ -29,7 +30,9 @@ from rag.records import Article, BriefCitation, Briefing, Flag, Hit, Story
 from rag.verify import (
     CITATION,
     CONTROL_TOKENS,
+    SUPPORTED_SHARE,
     Passage,
+    check_translation,
     cited_numbers,
     claims,
     content_words,
@@ -38,14 +41,33 @@ from rag.verify import (
     is_refusal,
     numbers,
     passage_block,
+    render_dates_en,
+    strip_citations,
+    unsupported,
+    word_share,
 )
 
 TITLES = {"ar": "الموجز الإخباري", "en": "News briefing"}
 _HEADLINE_PREFIX = re.compile(r"^\s*(?:#+\s*|\*+\s*|(?:العنوان|عنوان|headline|title)(?:\s+(?:قصير|short))?\s*[:：]\s*"
                               r"|(?:short\s+headline|عنوان\s+قصير)\s*[:：]\s*)+", re.I)
+MODES = ("extract", "write")
 _DUPLICATE_SENTENCE = 0.95  # cosine above which two sentences say the same thing: keep one
+# Two sentences repeat each other at this cosine or above: e5-small puts 1% of all pairs of seed sentences at
+# >= 0.90, different events among them (0.94: attacks on Ain al-Asad / a foiled drone attack on Victoria), while
+# restatements of one fact sit at >= 0.95 (Kirby's statement in the standfirst and in the body: 0.97).
+REPEATED = 0.95
 _MIN_PASSAGE_WORDS = 6
-_SUPPORTED = 0.5  # share of a sentence's content words its passage must contain (Arabic briefings)
+_MMR_LAMBDA = 0.5  # weight of centrality (and facts) against novelty when choosing a story's sentences
+_LEAD_WINDOW = 3  # the lead is the most central of an article's first sentences (the first may be a caption)
+_FACT_BONUS = 0.1  # the most a sentence's figures and rare words add to its centrality (cosines span ~0.1)
+_RARE_SHARE = 0.2  # a word in at most this share of recent articles is rare
+_DF_ARTICLES = 2000
+# Where an article's own text ends: source lines, related-story lists, "read also" links and page furniture.
+_END_MARKERS = re.compile(r"^\s*(?:المصدر\s*:|حول هذه القصة|اقرأ\s*(?:/\s*ي)?\s*أيض|قصص قد تهمك|المزيد من|"
+                          r"تصنيفات|الأكثر قراءة|Published On|Read more|Related)", re.M)
+# Sentences that are page furniture, not reporting: embedded tweets, photo captions ending in a credit, links.
+_FURNITURE = re.compile(r"pic\.twitter\.com|https?://|@\w|\((?:[^()]{2,30})\)\s*$|[-–]\s*(?:AFP|Reuters|AP)\s*$|"
+                        r"دقائق القراءة")
 _LABEL = re.compile(r"^\s*(?:(?:الجملة|النص|النصوص|الملخص|الموجز)(?:\s+\S+)?|(?:sentence|summary|text)(?:\s+\S+)?)"
                     r"\s*[:：]\s*", re.I)
 
@@ -58,11 +80,23 @@ def _check_date(value: str, name: str) -> str:
 
 
 def select_articles(articles: list[Article], date: str | None = None, since: str | None = None,
-                    until: str | None = None, all_articles: bool = False) -> tuple[list[Article], str, str, list[str]]:
+                    until: str | None = None, all_articles: bool = False,
+                    article_ids: list[str] | None = None) -> tuple[list[Article], str, str, list[str]]:
     """(chosen articles, date_from, date_to, undated ids). Default: the latest date that has articles.
-    Undated articles are listed, never silently dropped; `--all` briefs them too."""
+    Undated articles are listed, never silently dropped; `--all` briefs them too. `article_ids`: exactly these
+    articles (summaries on demand), every id known."""
     undated = sorted(a.id for a in articles if not a.date)
     dated = [a for a in articles if a.date]
+    if article_ids:
+        by_id = {a.id: a for a in articles}
+        unknown = [i for i in dict.fromkeys(article_ids) if i not in by_id]
+        if unknown:
+            raise BadInput(f"no article with id {', '.join(map(repr, unknown[:5]))}: `rag articles` (or GET "
+                           "/api/articles) lists the ids")
+        chosen = [by_id[i] for i in dict.fromkeys(article_ids)]
+        days = sorted(a.date for a in chosen if a.date)
+        return (sorted(chosen, key=lambda a: (a.date or "9999", a.id)), days[0] if days else "",
+                days[-1] if days else "", sorted(a.id for a in chosen if not a.date))
     if all_articles:
         days = sorted(a.date for a in dated)
         return (sorted(articles, key=lambda a: (a.date or "9999", a.id)), days[0] if days else "",
@@ -128,7 +162,8 @@ class Briefer:
 
     def __init__(self, store, llm, group_threshold: float = 0.96, passage_words: int = 60, prompt_words: int = 200,
                  max_tokens: int = 220, cache_dir: Path | None = None, identity: str = "",
-                 progress: Callable[[str], None] | None = None, group_days: int = 3):
+                 progress: Callable[[str], None] | None = None, group_days: int = 3, mode: str = "extract",
+                 story_sentences: int = 6, story_words: int = 170):
         if not 0.0 <= group_threshold <= 1.0:
             raise ValueError(f"group_threshold must be between 0 and 1, got {group_threshold}")
         if passage_words < 10:
@@ -137,6 +172,11 @@ class Briefer:
             raise ValueError(f"prompt_words ({prompt_words}) must hold at least one passage ({passage_words} words)")
         if group_days < 0:
             raise ValueError(f"group_days must be >= 0, got {group_days}")
+        if mode not in MODES:
+            raise ValueError(f"brief mode must be one of {MODES}, got {mode!r}")
+        if story_sentences < 1 or story_words < _MIN_PASSAGE_WORDS:
+            raise ValueError(f"a story needs at least 1 sentence and {_MIN_PASSAGE_WORDS} words")
+        self.mode, self.story_sentences, self.story_words = mode, story_sentences, story_words
         self.store, self.llm = store, llm
         self.group_threshold, self.passage_words, self.prompt_words = group_threshold, passage_words, prompt_words
         self.group_days = group_days
@@ -146,23 +186,28 @@ class Briefer:
         self.progress = progress or (lambda message: None)
         self.prompts = {(task, lang): load_prompt(task, lang) for task in ("brief_story", "brief_reduce")
                         for lang in ("ar", "en")}
+        self.prompts[("translate", "en")] = load_prompt("translate", "en")
         self.llm_calls = 0
+        self._df: tuple[int, Counter] | None = None
 
     @classmethod
     def from_settings(cls, store, llm, settings, progress=None) -> Briefer:
         identity = f"{settings.llm_base_url or 'embedded'}|{settings.llm_model}|{settings.llm_temperature}"
         return cls(store, llm, settings.brief_group_threshold, settings.brief_passage_words,
                    settings.brief_prompt_words, settings.brief_max_tokens, settings.cache_dir / "briefs", identity,
-                   progress, settings.brief_group_days)
+                   progress, settings.brief_group_days, settings.brief_mode, settings.brief_story_sentences,
+                   settings.brief_story_words)
 
     # ---- public API ------------------------------------------------------------------------------------------
     def brief(self, date: str | None = None, since: str | None = None, until: str | None = None,
-              all_articles: bool = False, lang: str = "ar", use_cache: bool = True) -> Briefing:
+              all_articles: bool = False, lang: str = "ar", use_cache: bool = True,
+              article_ids: list[str] | None = None) -> Briefing:
         if lang not in ("ar", "en"):
             raise BadInput(f"--lang must be ar or en, got {lang!r}")
         started = time.perf_counter()
         articles, date_from, date_to, undated = select_articles(self.store.articles(), date, since, until,
-                                                                all_articles)
+                                                                all_articles, article_ids)
+        all_articles = all_articles or bool(article_ids)  # the cache key's span: these articles, whatever their days
         span = date_from if date_from == date_to else f"{date_from} – {date_to}"
         title = f"{TITLES[lang]} — {span}" if span else TITLES[lang]
         if not articles:
@@ -183,9 +228,10 @@ class Briefer:
         groups.sort(key=lambda g: max(a.date or "" for a in g), reverse=True)
         groups.sort(key=len, reverse=True)  # stable: equal coverage keeps the recent-first order
         stories = []
+        taken: list[np.ndarray] = []  # sentences already in the briefing: no story repeats another
         for i, group in enumerate(groups, start=1):
             self.progress(f"story {i}/{len(groups)}: {group[0].title[:60]}")
-            stories.append(self._story(group, lang))
+            stories.append(self._story(group, lang, taken))
         briefing = Briefing(lang=lang, date_from=date_from, date_to=date_to, title=title,
                             stories=_renumber(stories), undated=undated,
                             timings={"total_s": round(time.perf_counter() - started, 2)})
@@ -193,21 +239,11 @@ class Briefer:
         return briefing
 
     # ---- one story -------------------------------------------------------------------------------------------
-    def _story(self, articles: list[Article], lang: str) -> Story:
-        passages = self._passages(articles)
-        raw = self._summarise(passages, lang)
-        headline, summary = _split_headline(raw)
-        flags: list[Flag] = []
-        used: list[int] = []
-        if summary and not is_refusal(summary):
-            summary, flags = _verify_sentences(summary, passages, lang)
-            summary, used, _, grounding = ground(summary, passages, "", lang)
-            flags += grounding
-        if not used:  # no usable cited summary: say what the articles say, not something uncited
-            flags.append(Flag(kind="fallback", detail="the model gave no cited summary; extractive summary used"))
-            summary, used = _extractive(passages, lang)
-        headline, headline_flags = _check_headline(headline, articles, passages, lang)
-        flags += headline_flags
+    def _story(self, articles: list[Article], lang: str, taken: list[np.ndarray]) -> Story:
+        if self.mode == "extract":
+            headline, summary, used, flags, passages = self._extracted(articles, lang, taken)
+        else:
+            headline, summary, used, flags, passages = self._written(articles, lang)
         # Every article that covers the story is cited, even when the model summarised from fewer.
         cited_articles = {p.hit.article_id for p in passages if p.n in used}
         for article in articles:
@@ -223,6 +259,156 @@ class Briefer:
                                    text=by_n[n].text, start=by_n[n].start, end=by_n[n].end) for n in sorted(used)]
         return Story(headline=headline, summary=summary.strip(), article_ids=[a.id for a in articles],
                      citations=citations, flags=flags)
+
+    def _written(self, articles: list[Article], lang: str):
+        """The model writes the summary from the passages; code keeps what it can verify."""
+        passages = self._passages(articles)
+        raw = self._summarise(passages, lang)
+        headline, summary = _split_headline(raw)
+        flags: list[Flag] = []
+        used: list[int] = []
+        if summary and not is_refusal(summary):
+            summary, flags = _verify_sentences(summary, passages, lang)
+            summary, used, _, grounding = ground(summary, passages, "", lang)
+            flags += grounding
+            summary, checked = enforce(summary, {p.n: p.text for p in passages})
+            flags += checked
+            used = [n for n in used if f"[{n}]" in summary]
+        if not used:  # no usable cited summary: say what the articles say, not something uncited
+            flags.append(Flag(kind="fallback", detail="the model gave no cited summary; extractive summary used"))
+            summary, used = _extractive(passages, lang)
+        headline, headline_flags = _check_headline(headline, articles, passages, lang)
+        return headline, summary, used, flags + headline_flags, passages
+
+    def _extracted(self, articles: list[Article], lang: str, taken: list[np.ndarray]):
+        """The story's key sentences chosen in code (`key_sentences`), quoted with a citation each; in English,
+        each is rendered by the model and asserted only when `check_translation` finds nothing invented, else
+        quoted in Arabic and flagged. The model never chooses what the story says."""
+        passages = self.key_passages(articles, taken)
+        several = len(articles) > 1
+        flags: list[Flag] = [Flag(kind="extractive", detail="sentences chosen from the articles in code")]
+        sentences = []
+        for p in passages:
+            arabic = " ".join(p.text.split()).rstrip(" .")
+            outlet = p.hit.source if several and p.hit.source else ""
+            if lang == "ar":
+                sentences.append(f"{'بحسب ' + outlet + '، ' if outlet else ''}{arabic} [{p.n}].")
+                continue
+            english, problems = self.translate(arabic)
+            if english:
+                sentences.append(f"{'According to ' + outlet + ': ' if outlet else ''}{english} [{p.n}].")
+                continue
+            flags += problems
+            dates = render_dates_en(arabic)
+            sentences.append(f"{outlet + ' ' if outlet else ''}in Arabic: «{arabic}» [{p.n}]."
+                             + (f" (Dates: {'; '.join(dates)}.)" if dates else ""))
+        headline, headline_flags = self._headline(articles, passages, sentences, lang)
+        return headline, " ".join(sentences), [p.n for p in passages], flags + headline_flags, passages
+
+    def translate(self, arabic: str) -> tuple[str, list[Flag]]:
+        """The model's English for one Arabic sentence, or ("", why) when the rendering invents a figure, a
+        month, a weekday or a name, is not English, or runs on."""
+        prompt = self.prompts[("translate", "en")].render(sentence=arabic)
+        self.llm_calls += 1
+        reply = "".join(self.llm.stream([{"role": "user", "content": prompt}],
+                                        max_tokens=2 * len(arabic.split()) + 24)).strip()
+        english = " ".join(reply.splitlines()[0].split()).strip("\"'«» ").rstrip(".") if reply else ""
+        problems = check_translation(english, arabic)
+        return ("", [f.model_copy(update={"kind": "untranslated"}) if f.kind == "not_english" else f
+                     for f in problems]) if problems else (english, [])
+
+    def _headline(self, articles: list[Article], passages: list[Passage], sentences: list[str],
+                  lang: str) -> tuple[str, list[Flag]]:
+        """The outlet's own headline (the most recent article's), else the opening clause of the lead. In English,
+        the opening clause of the first sentence rendered and checked: the model's renderings of headlines were
+        wrong without naming anyone the check could catch ("the commander of the American forces is criticizing
+        the Iraqi army's tactics" for "Kadhimi criticises the shelling of Iraqi camps as futile")."""
+        title = next((a.title for a in sorted(articles, key=lambda a: a.date or "", reverse=True) if a.title), "")
+        if lang == "ar":
+            return title or _opening_clause(passages[0].text), []
+        first = next((strip_citations(s) for s in sentences if "«" not in s), "")
+        if first:
+            return _opening_clause(first), []
+        outlet = next((a.source for a in articles if a.source), "")
+        date = max((a.date for a in articles if a.date), default="")
+        return " ".join(x for x in ("Report", f"by {outlet}" if outlet else "", f"of {date}" if date else "") if x), []
+
+    def key_passages(self, articles: list[Article], taken: list[np.ndarray]) -> list[Passage]:
+        """The sentences a reader of the story must see, one passage each, in reading order: each article's lead,
+        then maximal marginal relevance over sentence vectors (central to the story, unlike what is chosen),
+        within `story_sentences` and `story_words` (more for stories several articles cover). Page furniture,
+        the headline repeated, injected instructions, and sentences that repeat one already in the briefing
+        (`taken`, cosine >= REPEATED, or contained in it) are never chosen."""
+        extra = len(articles) - 1
+        max_sentences = min(self.story_sentences + extra, self.story_sentences + 2)
+        max_words = self.story_words + 40 * min(extra, 2)
+        pool = [(i, start, end, vector) for i, a in enumerate(articles)
+                for start, end, vector in _candidates(self.store, a)]
+        if not pool:
+            return [self._passage(articles[0], 0, min(len(articles[0].text), 400), 1)]
+        vectors = [v for *_, v in pool if v is not None]
+        centre = np.mean(vectors, axis=0) if vectors else None
+        centre = centre / (np.linalg.norm(centre) or 1.0) if centre is not None else None
+        rare = self._rare_words(articles)
+        facts = {c[:2]: _fact_weight(articles[c[0]].text[c[1]:c[2]], rare) for c in pool}
+        chosen: list[tuple] = []
+        texts: list[str] = []
+        words = 0
+
+        def repeats(vector, text) -> bool:
+            norm = normalize_for_search(text)
+            return (vector is not None and any(float(vector @ v) >= REPEATED for v in taken)) or any(
+                norm in t or t in norm for t in texts)
+
+        def take(item) -> None:
+            nonlocal words
+            i, start, end, vector = item
+            chosen.append(item)
+            texts.append(normalize_for_search(articles[i].text[start:end]))
+            words += len(articles[i].text[start:end].split())
+            if vector is not None:
+                taken.append(vector)
+
+        for i in range(len(articles)):  # news puts the event in the lead: the most central of the first sentences
+            firsts = [c for c in pool if c[0] == i and not repeats(c[3], articles[i].text[c[1]:c[2]])][:_LEAD_WINDOW]
+            lead = max(firsts, key=lambda c: float(c[3] @ centre) if c[3] is not None and centre is not None
+                       else -c[1], default=None)
+            if lead and len(chosen) < max_sentences and (not chosen or words + len(
+                    articles[i].text[lead[1]:lead[2]].split()) <= max_words):
+                take(lead)
+        picked = {c[:2] for c in chosen}
+        rest = [c for c in pool if c[:2] not in picked]
+        while rest and len(chosen) < max_sentences:
+            def mmr(c):
+                if c[3] is None or centre is None:
+                    return -c[1] / 1e6  # no vectors: reading order
+                novelty = max((float(c[3] @ v) for *_, v in chosen if v is not None), default=0.0)
+                return _MMR_LAMBDA * (float(c[3] @ centre) + facts[c[:2]]) - (1 - _MMR_LAMBDA) * novelty
+            best = max(rest, key=mmr)
+            rest = [c for c in rest if c[:2] != best[:2]]
+            text = articles[best[0]].text[best[1]:best[2]]
+            if repeats(best[3], text) or words + len(text.split()) > max_words:
+                continue
+            take(best)
+        chosen.sort(key=lambda c: (c[0], c[1]))
+        return [self._passage(articles[i], start, end, n) for n, (i, start, end, _) in enumerate(chosen, start=1)]
+
+    def _rare_words(self, articles: list[Article]) -> set[str]:
+        """Words of these articles that few other articles use (names, places, what is particular to the story):
+        document frequency over the most recent articles of the index (at most `_DF_ARTICLES`)."""
+        if self._df is None:
+            recent = sorted(self.store.articles(), key=lambda a: a.date or "", reverse=True)[:_DF_ARTICLES]
+            self._df = (len(recent), Counter(w for a in recent for w in set(content_words(a.text))))
+        total, df = self._df
+        limit = max(1, int(total * _RARE_SHARE))
+        return {w for a in articles for w in set(content_words(a.text)) if df.get(w, 0) <= limit}
+
+    def _passage(self, article: Article, start: int, end: int, n: int) -> Passage:
+        chunks = self.store.chunks_of(article.id)
+        chunk = next((c for c in chunks if c.start <= start < c.end), chunks[0])
+        hit = Hit(rank=n, chunk_id=chunk.id, article_id=article.id, title=article.title, text=chunk.text, score=0.0,
+                  source=article.source, date=article.date)
+        return Passage(n, hit, CONTROL_TOKENS.sub(" ", " ".join(article.text[start:end].split())), start, end)
 
     def _passages(self, articles: list[Article]) -> list[Passage]:
         """Per article, its sentences closest to the story's centre, near-duplicates of sentences already chosen
@@ -299,7 +485,7 @@ class Briefer:
                                for a in articles),
             "lang": lang, "span": [date_from, date_to, all_articles], "llm": self.identity,
             "settings": [self.group_threshold, self.group_days, self.passage_words, self.prompt_words,
-                         self.max_tokens],
+                         self.max_tokens, self.mode, self.story_sentences, self.story_words],
             "prompts": [p.text for p in self.prompts.values()],
         }
         return hashlib.sha256(json.dumps(material, ensure_ascii=False).encode()).hexdigest()[:24]
@@ -320,6 +506,77 @@ class Briefer:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
+def _candidates(store, article: Article) -> list[tuple[int, int, np.ndarray | None]]:
+    """The article's reporting sentences as (start, end, vector) in reading order: before the page's end
+    markers, at least a few words, not the headline repeated, not furniture, not an instruction to a model."""
+    end_marker = _END_MARKERS.search(article.text)
+    limit = end_marker.start() if end_marker else len(article.text)
+    title = normalize_for_search(article.title)
+    seen, out = set(), []
+    for chunk in store.chunks_of(article.id):
+        stored = store.sentences_of(chunk.id)
+        spans = ([(chunk.start + s, chunk.start + e, v) for s, e, v in stored] if stored else
+                 [(chunk.start + s.start, chunk.start + s.end, None) for s in split_sentences(chunk.text)])
+        for start, end, vector in spans:
+            sentence = article.text[start:end]
+            if start in seen or start >= limit or len(sentence.split()) < _MIN_PASSAGE_WORDS:
+                continue
+            seen.add(start)
+            if title and normalize_for_search(sentence).strip(" .") in title:
+                continue
+            if _FURNITURE.search(sentence.strip()) or is_instruction(sentence):
+                continue
+            out.append((start, end, vector))
+    return sorted(out, key=lambda c: c[0])
+
+
+def _fact_weight(sentence: str, rare: set[str]) -> float:
+    """What a sentence adds to a briefing beyond centrality: its figures and its rare words (names, places),
+    with diminishing returns, so a sentence of facts beats a sentence of comment."""
+    words = set(content_words(sentence))
+    found = len(words & rare) + 2 * len(numbers(sentence))
+    return _FACT_BONUS * found / (found + 3)
+
+
+def _opening_clause(text: str) -> str:
+    """A headline from a sentence: its opening clause (its first 12 words when that clause is too short to
+    say anything, "بهذه العبارة"), at most 12 words."""
+    text = strip_citations(text)
+    clause = re.split(r"[،,؛;:]", text, maxsplit=1)[0]
+    return " ".join((clause if len(clause.split()) >= 5 else text).split()[:12]).rstrip(" .،,")
+
+
+def _same_words(a: str, b: str) -> bool:
+    """Two sentences that say the same: one's content words nearly all the other's (Jaccard >= 0.8), or one
+    contained in the other."""
+    na, nb = normalize_for_search(strip_citations(a)), normalize_for_search(strip_citations(b))
+    if na and nb and (na in nb or nb in na):
+        return True
+    wa, wb = set(content_words(a)), set(content_words(b))
+    return bool(wa and wb) and len(wa & wb) / len(wa | wb) >= 0.8
+
+
+def enforce(summary: str, passage_texts: dict[int, str]) -> tuple[str, list[Flag]]:
+    """The last word on a summary, whichever way it was written: every sentence must be borne out by the
+    passages it cites (`rag.verify.unsupported`) and say something no earlier sentence said; others are
+    removed and flagged, so nothing shown is ever flagged as dropped."""
+    kept: list[str] = []
+    flags: list[Flag] = []
+    for claim in claims(summary):
+        claim = claim.strip()
+        if not strip_citations(claim):
+            continue
+        cited = [passage_texts[n] for n in cited_numbers(claim) if n in passage_texts]
+        why = unsupported(claim, cited)
+        if why:
+            flags.append(Flag(kind="unsupported_sentence", detail=f"removed ({why}): {strip_citations(claim)}"))
+        elif any(_same_words(claim, k) for k in kept):
+            flags.append(Flag(kind="repeated_sentence", detail=f"removed: {strip_citations(claim)}"))
+        else:
+            kept.append(claim)
+    return " ".join(kept), flags
+
+
 def _batches(items: list, size: Callable, budget: int) -> list[list]:
     batches, current, used = [], [], 0
     for item in items:
@@ -348,14 +605,8 @@ def _split_headline(raw: str) -> tuple[str, str]:
     return headline, rest.strip()
 
 
-def _share(claim: str, text: str) -> float:
-    """The share of the claim's content words that the text contains (1.0 for a claim without any)."""
-    words = set(content_words(claim))
-    return len(words & set(content_words(text))) / len(words) if words else 1.0
-
-
 def _support(claim: str, passages: list[Passage]) -> list[float]:
-    return [_share(claim, p.text) for p in passages]
+    return [word_share(claim, p.text) for p in passages]
 
 
 def _verify_sentences(summary: str, passages: list[Passage], lang: str) -> tuple[str, list[Flag]]:
@@ -374,14 +625,14 @@ def _verify_sentences(summary: str, passages: list[Passage], lang: str) -> tuple
         if not cited and len(bare.split()) < 3:
             continue  # labels and fragments
         if cited:
-            if max(_support(bare, cited)) < _SUPPORTED:
+            if max(_support(bare, cited)) < SUPPORTED_SHARE:
                 flags.append(Flag(kind="unsupported_sentence", detail=f"dropped, not in its passages: {bare}"))
                 continue
             kept.append(claim.strip())
             continue
         scores = _support(bare, passages)
         best = int(np.argmax(scores))
-        if scores[best] >= _SUPPORTED:
+        if scores[best] >= SUPPORTED_SHARE:
             kept.append(f"{bare.rstrip('.。')} [{passages[best].n}].")
         else:
             flags.append(Flag(kind="unsupported_sentence", detail=f"dropped, uncited and in no passage: {bare}"))
@@ -428,7 +679,7 @@ def _check_headline(headline: str, articles: list[Article], passages: list[Passa
     headline = _PREFIX.sub("", headline) if _PREFIX.match(headline) and lang == "ar" else headline
     if not headline:
         return fallback, []
-    if lang == "ar" and _share(headline, " ".join(p.text for p in passages)) < _SUPPORTED:
+    if lang == "ar" and word_share(headline, " ".join(p.text for p in passages)) < SUPPORTED_SHARE:
         return fallback, [Flag(kind="unsupported_headline", detail=f"the model's headline was not in the passages, replaced: {headline}")]
     missing = sorted(set(numbers(headline)) - set(numbers(" ".join(p.text for p in passages))))
     if missing:
@@ -466,6 +717,9 @@ _LABELS = {"ar": {"sources": "المصادر", "undated": "مقالات بلا �
            "en": {"sources": "Sources", "undated": "Undated articles", "flags": "Check"}}
 
 
+_QUIET = ("fallback", "extractive")  # how a story was made, in the record; not a warning to the reader
+
+
 def _source_line(c: BriefCitation) -> str:
     return " — ".join(x for x in (c.title, c.source, c.date, c.article_id) if x)
 
@@ -483,15 +737,25 @@ def render_markdown(b: Briefing) -> str:
     return isolate_ltr_runs(text) if b.lang == "ar" else text
 
 
+def _machine_note(b: Briefing) -> str:
+    """English sentences of an extractive briefing are the model's renderings of the Arabic it cites."""
+    if b.lang == "en" and any(f.kind == "extractive" for s in b.stories for f in s.flags):
+        return ("Each sentence renders the Arabic passage it cites; names, figures and dates are checked against "
+                "it, the wording is not: follow the citation before quoting.")
+    return ""
+
+
 def _render_markdown(b: Briefing) -> str:
     labels = _LABELS[b.lang]
     out = [f"# {b.title}", ""]
     if b.message:
         out += [b.message, ""]
+    if _machine_note(b):
+        out += [f"*{_machine_note(b)}*", ""]
     for story in b.stories:
         out += [f"## {story.headline}", "", story.summary, ""]
-        out += [f"> ⚠ {labels['flags']}: {f.kind}: {f.detail}" for f in story.flags if f.kind != "fallback"]
-        if any(f.kind != "fallback" for f in story.flags):
+        out += [f"> ⚠ {labels['flags']}: {f.kind}: {f.detail}" for f in story.flags if f.kind not in _QUIET]
+        if any(f.kind not in _QUIET for f in story.flags):
             out.append("")
     sources = _sources(b)
     if sources:
@@ -515,10 +779,12 @@ def render_html(b: Briefing) -> str:
     body = [f"<h1>{bidi(b.title)}</h1>"]
     if b.message:
         body.append(f"<p>{esc(b.message)}</p>")
+    if _machine_note(b):
+        body.append(f'<p class="flag"><i>{esc(_machine_note(b))}</i></p>')
     for story in b.stories:
         body.append(f'<section><h2 dir="auto">{esc(story.headline)}</h2><p dir="auto">{linked(story.summary)}</p>')
         body += [f'<p class="flag" dir="auto">⚠ {esc(f.kind)}: {esc(f.detail)}</p>' for f in story.flags
-                 if f.kind != "fallback"]
+                 if f.kind not in _QUIET]
         body.append("</section>")
     sources = _sources(b)
     if sources:

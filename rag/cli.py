@@ -291,7 +291,12 @@ def cmd_bench(args) -> int:
     if args.what == "brief":
         from rag.bench_brief import run_brief_bench
 
-        run_brief_bench(settings, Path("seeds"), Path("evals/same_event"), args.json)
+        modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+        if not modes or set(modes) - {"extract", "write"}:
+            raise BadInput(f"--modes takes extract and/or write, comma-separated; got {args.modes!r}")
+        if args.data:
+            settings.data_dir = Path(args.data)
+        run_brief_bench(settings, Path("seeds"), Path("evals/same_event"), Path(args.facts), args.json, modes)
         return 0
     run_retrieval_bench(settings, data_dir=Path(args.data) if args.data else settings.data_dir,
                         as_json=args.json, limit=args.limit)
@@ -306,7 +311,7 @@ def cmd_brief(args) -> int:
     service = Service(_settings(args))  # the index's vectors suffice: no embedder, and a cached briefing no LLM
     progress = (lambda message: print(f"  {message}", file=sys.stderr)) if args.out or sys.stderr.isatty() else None
     briefing = service.briefing(args.date, args.since, args.until, args.all, args.lang,
-                                use_cache=not args.no_cache, progress=progress)
+                                use_cache=not args.no_cache, progress=progress, article_ids=args.articles)
     text = render(briefing, args.format)
     if args.out:
         out = write_text_atomic(args.out, text)
@@ -424,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--since", help="from this day, YYYY-MM-DD")
     s.add_argument("--until", help="to this day, YYYY-MM-DD")
     s.add_argument("--all", action="store_true", help="every article, undated ones included")
+    s.add_argument("--articles", nargs="+", metavar="ID", help="summarise exactly these articles (ids from "
+                   "`rag articles`)")
     s.add_argument("--lang", choices=["ar", "en"], default="ar")
     s.add_argument("--format", choices=["md", "html", "json"], default="md")
     s.add_argument("--out", help="write to this file (atomically) instead of stdout")
@@ -460,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-baseline", action="store_true", help="answer: skip llama-index's CitationQueryEngine")
     s.add_argument("--data", help="XQuAD folder parent (default RAG_DATA_DIR, ../shared/data)")
     s.add_argument("--limit", type=int, default=None, help="retrieval: first N paragraphs; answer: first N questions")
+    s.add_argument("--facts", default="evals/brief_facts.jsonl", help="brief: key facts per seed article")
+    s.add_argument("--modes", default="extract,write", help="brief: brief modes to compare, comma-separated")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
     return p

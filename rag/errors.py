@@ -76,6 +76,10 @@ class NotFound(RagError):
     exit_code = 1
 
 
+class Conflict(RagError):
+    """The request clashes with work in progress (a briefing run already running)."""
+
+
 class Busy(RagError):
     """Every generation slot stayed taken for longer than the caller may wait."""
 

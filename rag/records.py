@@ -184,3 +184,28 @@ class Briefing(Record):
     message: str = ""
     """Said plainly when there is nothing to brief."""
     timings: dict[str, float] = Field(default_factory=dict)
+
+
+class BriefRun(Record):
+    """One run of the briefing schedule (or of "Run now"), as the history lists it."""
+    id: str
+    started: str
+    """When the run began, ISO 8601, UTC."""
+    finished: str = ""
+    status: str = "running"
+    """running, ok or failed."""
+    trigger: str = "manual"
+    """schedule or manual."""
+    langs: list[str] = Field(default_factory=list)
+    article_ids: list[str] = Field(default_factory=list)
+    """The articles the briefings cover."""
+    stories: int = 0
+    flags: int = 0
+    """Warnings shown to readers, summed over the run's briefings."""
+    seconds: float = 0.0
+    files: list[str] = Field(default_factory=list)
+    """The run's files, e.g. briefing-ar.md; fetch one at /api/briefs/{id}/files/{name}."""
+    error: str = ""
+    """Why a failed run failed; it is retried at the next tick."""
+    webhook: str = ""
+    """Delivery to RAG_BRIEF_WEBHOOK: sent, failed (why), or empty when none is set."""

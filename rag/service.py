@@ -114,6 +114,7 @@ class Service:
         self.settings = settings or Settings()
         self._embedder, self._llm = embedder, llm
         self._store = self._retriever = self._generation = None
+        self._runner = None
         self._lock = threading.RLock()
         self.slots = GenerationSlots(self.settings.ui_llm_concurrency, self.settings.llm_queue_wait_s)
 
@@ -219,14 +220,25 @@ class Service:
     # ---- brief -----------------------------------------------------------------------------------------------
     def briefing(self, date: str | None = None, since: str | None = None, until: str | None = None,
                  all_articles: bool = False, lang: str = "ar", use_cache: bool = True, progress=None,
-                 wait_s: float | None = None) -> Briefing:
+                 wait_s: float | None = None, article_ids: list[str] | None = None) -> Briefing:
         from rag.brief import Briefer
 
-        if date and (since or until or all_articles) or all_articles and (since or until):
-            raise BadInput("give one of: a date, a range (since/until), or all articles")
+        chosen = [bool(date), bool(since or until), bool(all_articles), bool(article_ids)]
+        if sum(chosen) > 1:
+            raise BadInput("give one of: a date, a range (since/until), all articles, or article ids")
         briefer = Briefer.from_settings(self.store(), self.llm(), self.settings, progress)
         with self.slots.hold(wait_s):
-            return briefer.brief(date or None, since or None, until or None, all_articles, lang, use_cache)
+            return briefer.brief(date or None, since or None, until or None, all_articles, lang, use_cache,
+                                 article_ids or None)
+
+    def brief_runner(self):
+        """The one `BriefRunner` of this service: scheduled runs and "Run now" share its one run slot."""
+        with self._lock:
+            if self._runner is None:
+                from rag.schedule import BriefRunner
+
+                self._runner = BriefRunner.from_settings(self, self.settings)
+            return self._runner
 
     # ---- library ---------------------------------------------------------------------------------------------
     def articles(self) -> list[ArticleInfo]:

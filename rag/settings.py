@@ -98,6 +98,20 @@ class Settings(BaseSettings):
     brief_passage_words: int = Field(60, ge=10)
     brief_prompt_words: int = Field(200, ge=30)
     brief_max_tokens: int = Field(220, ge=32, le=4096)
+    # extract: code chooses each story's key sentences (lead, then MMR over sentence vectors) and quotes them,
+    # the model only renders English, checked; write: the model summarises the passages and code keeps what
+    # it can verify (for a strong endpoint). `rag bench brief` measures both.
+    brief_mode: Literal["extract", "write"] = "extract"
+    brief_story_sentences: int = Field(6, ge=1, le=20)
+    brief_story_words: int = Field(170, ge=10, le=2000)
+    # Scheduled briefings (`rag serve`): cron syntax in UTC, e.g. "0 6 * * *" (06:00 daily); empty = no schedule.
+    # Each run briefs the latest day in each language and format, stored under briefs_dir with its record; a
+    # webhook URL, when set, receives the run and its briefings (JSON) after a run succeeds.
+    brief_schedule: str = ""
+    brief_langs: str = "ar,en"
+    brief_formats: str = "md,html,json"
+    briefs_dir: Path = Path("briefs")
+    brief_webhook: str = ""
     cache_dir: Path = Path(".cache")
 
     # Generations at a time, shared by the app, the HTTP API and the CLI's service (1 for the embedded model on

@@ -230,6 +230,34 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
         path.write_text(text, encoding="utf-8")
         return gr.update(value=text, rtl=lang == "ar"), str(path)
 
+    def history():
+        """The runs table and the choice of runs to open, newest first."""
+        runs = service.brief_runner().history.runs()
+        table = [[r.id, r.started, r.status, r.trigger, ",".join(r.langs), r.stories, r.flags, r.seconds,
+                  r.error or r.webhook] for r in runs]
+        return table, gr.update(choices=[r.id for r in runs], value=runs[0].id if runs else None)
+
+    def run_now():
+        try:
+            service.brief_runner().run_in_background("manual")
+            note = "Run started: it appears below as *running*; press Refresh to follow it."
+        except RagError as exc:
+            note = f"⚠️ {exc}"
+        return (note, *history())
+
+    def open_run(run_id, lang):
+        if not run_id:
+            return gr.update(value="", rtl=False), None
+        try:
+            run = service.brief_runner().history.get(run_id)
+            files = [str(service.brief_runner().history.file(run_id, name)) for name in run.files]
+            md = f"briefing-{lang}.md"
+            text = (service.brief_runner().history.file(run_id, md).read_text(encoding="utf-8") if md in run.files
+                    else f"Run {run_id} ({run.status}) has no {md}" + (f": {run.error}" if run.error else "."))
+        except RagError as exc:
+            return gr.update(value=f"⚠️ {exc}", rtl=False), None
+        return gr.update(value=text, rtl=lang == "ar" and md in run.files), files or None
+
     def upload(files, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 - Gradio's way to show progress
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         try:
@@ -240,6 +268,37 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
 
     def remove(article_id):
         return _remove_message(service, article_id), library_rows(service)
+
+    def pick(current: str, event: gr.SelectData):
+        """A click on a library row adds its id to the picked ids."""
+        row = getattr(event, "row_value", None) or []
+        ids = current.split()
+        if row and str(row[0]) not in ids:
+            ids.append(str(row[0]))
+        return " ".join(ids)
+
+    pick.__annotations__["event"] = gr.SelectData  # a class, not a string: how Gradio finds the event argument
+
+    def open_article(ids: str) -> str:
+        first = (ids or "").split()[:1]
+        if not first:
+            return "<p>Click a row of the table (or type an id) first.</p>"
+        try:
+            return article_html(service.article(first[0]))
+        except RagError as exc:
+            return f'<p dir="auto">⚠️ {html.escape(str(exc))}</p>'
+
+    def summarise(ids: str, lang: str):
+        from rag.brief import render_markdown
+
+        picked_ids = (ids or "").split()
+        if not picked_ids:
+            return gr.update(value="Click rows of the table (or type ids) to pick the articles first.", rtl=False)
+        try:
+            briefing = service.briefing(article_ids=picked_ids, lang=lang)
+        except RagError as exc:
+            return gr.update(value=f"⚠️ {exc}", rtl=False)
+        return gr.update(value=render_markdown(briefing), rtl=lang == "ar")
 
     def rows():
         return library_rows(service)
@@ -286,6 +345,28 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
             download = gr.File(label="Download (Markdown)")
             generate.click(make_brief, [date, until, lang, everything], [briefing, download],
                            concurrency_limit=llm_limit, concurrency_id="llm", api_visibility="undocumented")
+            schedule = service.settings.brief_schedule
+            gr.Markdown("### Past briefings" + (f" (schedule `{schedule}` UTC)" if schedule else
+                                                " (no schedule: set RAG_BRIEF_SCHEDULE, or run one now)"))
+            with gr.Row():
+                run_btn = gr.Button("Run now", elem_id="brief-run-now")
+                refresh_runs = gr.Button("Refresh", elem_id="brief-refresh")
+            run_note = gr.Markdown(elem_id="brief-run-note")
+            runs = gr.Dataframe(headers=["id", "started", "status", "trigger", "langs", "stories", "flags", "seconds",
+                                         "error / webhook"], interactive=False, elem_id="brief-runs")
+            with gr.Row():
+                run_choice = gr.Dropdown(label="Open run", choices=[], elem_id="brief-run-choice")
+                run_lang = gr.Radio(["ar", "en"], value="ar", label="Language")
+            past = gr.Markdown(elem_id="brief-past")
+            past_files = gr.File(label="Download the run's files", file_count="multiple")
+            # A refresh re-opens the chosen run too: its status may have changed while the choice did not.
+            run_btn.click(run_now, None, [run_note, runs, run_choice], api_visibility="undocumented").then(
+                open_run, [run_choice, run_lang], [past, past_files], api_visibility="undocumented")
+            refresh_runs.click(history, None, [runs, run_choice], api_visibility="undocumented").then(
+                open_run, [run_choice, run_lang], [past, past_files], api_visibility="undocumented")
+            for trigger in (run_choice.change, run_lang.change):
+                trigger(open_run, [run_choice, run_lang], [past, past_files], api_visibility="undocumented")
+            app.load(history, None, [runs, run_choice], api_visibility="undocumented")
         with gr.Tab("Search"):
             query = gr.Textbox(label="Find passages (Arabic or English)", elem_id="search")
             k = gr.Slider(1, 10, value=5, step=1, label="Passages")
@@ -306,11 +387,33 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
                          concurrency_id="index")
             remove_btn.click(remove, article_id, [removed, table], concurrency_limit=1, concurrency_id="index",
                              api_visibility="undocumented")
-            gr.Button("Refresh").click(rows, None, table, api_name="library")
+            with gr.Row():
+                picked = gr.Textbox(label="Picked article ids (click rows of the table; space-separated)",
+                                    elem_id="picked-ids", scale=3)
+                pick_lang = gr.Radio(["ar", "en"], value="ar", label="Summary language")
+                open_btn = gr.Button("Open", elem_id="open-article")
+                summarise_btn = gr.Button("Summarise", variant="primary", elem_id="summarise")
+            article_view = gr.HTML(elem_id="article-view")
+            summary_view = gr.Markdown(elem_id="article-summary")
+            table.select(pick, picked, picked, api_visibility="undocumented")
+            open_btn.click(open_article, picked, article_view, api_visibility="undocumented")
+            summarise_btn.click(summarise, [picked, pick_lang], summary_view, concurrency_limit=llm_limit,
+                                concurrency_id="llm", api_visibility="undocumented")
+            gr.Button("Refresh", elem_id="library-refresh").click(rows, None, table, api_name="library")
             app.load(rows, None, table, api_visibility="undocumented")
         gr.api(ask, api_name="ask", concurrency_limit=llm_limit, concurrency_id="llm")
         gr.api(brief, api_name="brief", concurrency_limit=llm_limit, concurrency_id="llm")
     return app
+
+
+def article_html(article) -> str:
+    """An article as the library shows it: its metadata, then its full text as indexed (escaped)."""
+    meta = " — ".join(html.escape(x) for x in (article.source, article.date, article.id) if x)
+    link = f' <a href="{html.escape(article.url)}" rel="noopener noreferrer">link</a>' if article.url.startswith(
+        ("http://", "https://")) else ""
+    paragraphs = "".join(f'<p dir="auto">{html.escape(p)}</p>' for p in article.text.splitlines() if p.strip())
+    return (f'<article class="article"><h3 dir="auto">{html.escape(article.title or article.id)}</h3>'
+            f'<p class="meta" dir="auto">{meta}{link}</p>{paragraphs}</article>')
 
 
 def parse_auth(value: str) -> list[tuple[str, str]] | None:

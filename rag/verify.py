@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from rag.arabic import normalize_for_search, tokenize_for_search
 from rag.chunk import split_sentences
-from rag.names import latin_names
+from rag.names import find_in_arabic, latin_names
 from rag.records import Flag, Hit
 
 REFUSAL = {"ar": "لا تذكر المقالات ذلك.", "en": "The articles don't say."}
@@ -19,6 +19,21 @@ _REFUSAL_MARKERS = [normalize_for_search(m) for m in (
     "لا تتضمن المقاطع", "لا توجد معلومات", "the articles don't say", "the articles do not say",
     "the passages don't", "the passages do not", "not mentioned in the", "no information",
 )]
+# Capitalised English words that translate Arabic common nouns (titles, institutions, places' kinds): they
+# cannot be checked across scripts, and are not the names a small model gets wrong.
+COMMON_CAPITALISED = frozenset("""
+a an the in on at of and or to for by with from he she it they his her its their this that these those
+according us u.s usa uk un eu nato american americans america iraqi iraqis iranian iranians syrian arab arabic
+islamic shiite shia sunni kurdish western eastern northern southern north south east west prime minister
+ministry president presidency general secretary secretary-general spokesman spokesperson commander leader chief
+defense defence interior foreign army forces force government parliament council security national popular
+mobilization units brigades brigade movement resistance revolutionary guard guards embassy coalition
+international central command green zone base airport air province governorate city town district street
+bridge office agency news media cell house white state states united department committee party front
+monday tuesday wednesday thursday friday saturday sunday katyusha katyushas january february march april may
+june july august september october november december
+""".split())
+ARABIC_LETTERS = re.compile(r"[\u0600-\u06ff]")
 CITATION = re.compile(r"\[\s*(\d+(?:\s*[,،]\s*\d+)*)\s*\]")
 # Chat-template control tokens inside an article must never reach the model as tokens.
 CONTROL_TOKENS = re.compile(r"<\|[^|>]{1,40}\|>")
@@ -233,3 +248,94 @@ def ground(text: str, passages: list[Passage], question: str, lang: str) -> tupl
                 if normalize_for_search(name) not in support_norm:
                     flags.append(Flag(kind="unsupported_name", detail=f"{name} not in the cited passage(s)"))
     return text, used, dropped, flags
+
+
+# ---- names across scripts ----------------------------------------------------------------------------------
+def name_words(name: str) -> list[str]:
+    """The words of a Latin name that can be checked across scripts: less common capitalised words and particles."""
+    return [w for w in re.split(r"[\s-]+", name) if w.lower().strip(".'’") not in COMMON_CAPITALISED
+            and w.lower() not in ("al", "el", "bin", "ibn", "abu")]
+
+
+def unverified_names(english: str, arabic: str, question: str) -> list[str]:
+    """Names in an English text that are neither the question's own words, nor common capitalised words, nor a
+    rendering of an Arabic name in `arabic` (consonant skeletons, `rag.names`)."""
+    q_norm = normalize_for_search(question)
+    out = []
+    for name in latin_names(english):
+        words = name_words(name)
+        if not words or all(normalize_for_search(w) in q_norm for w in words):
+            continue
+        rest = " ".join(words)
+        if find_in_arabic(rest, arabic) is None and not all(find_in_arabic(w, arabic) for w in words):
+            out.append(name)
+    return out
+
+
+_WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def check_translation(english: str, arabic: str) -> list[Flag]:
+    """Why an English rendering of an Arabic sentence cannot be asserted ([] when it can): it is not English,
+    runs on (a small model that loops), states a figure, month or weekday the Arabic does not, or names
+    someone the Arabic does not name (consonant skeletons). A faithful rendering of the wrong words cannot be
+    caught here; an invented name, place or figure can."""
+    english = strip_citations(english).strip()
+    if not english or is_refusal(english) or ARABIC_LETTERS.search(english):
+        return [Flag(kind="not_english", detail=f"not an English rendering: {english}")]
+    words = english.split()
+    if len(words) > 2 * len(arabic.split()) + 12 or len({tuple(words[i:i + 4]) for i in range(len(words) - 3)}) < \
+            len(words) - 3:
+        return [Flag(kind="runs_on", detail=f"longer than the Arabic or repeating itself: {english}")]
+    extra = sorted(numbers(english) - numbers(arabic))
+    if extra:
+        return [Flag(kind="unsupported_figure", detail=f"{', '.join(extra)} not in the Arabic: {english}")]
+    if months(english) - months(arabic):
+        return [Flag(kind="unsupported_figure", detail=f"a month the Arabic does not name: {english}")]
+    days = set(render_days_en(arabic))
+    invented_days = [d for d in _WEEKDAYS_EN if re.search(rf"\b{d}\b", english) and d not in days]
+    if invented_days:
+        return [Flag(kind="unsupported_figure", detail=f"{', '.join(invented_days)} not in the Arabic: {english}")]
+    names = [n for n in unverified_names(english, arabic, "")
+             if not (english.startswith(n) and _common_opening(n, arabic))]
+    if names:
+        return [Flag(kind="unverified_name", detail=f"{', '.join(names)} renders no name in the Arabic: {english}")]
+    return []
+
+
+def _common_opening(name: str, arabic: str) -> bool:
+    """A sentence's first word is capitalised whatever it is: an everyday English word there ("Fighters",
+    "Aircraft": Zipf frequency >= 4 in `wordfreq`; "Gaza" is 3.9) is not a name, and the rest of its run is checked alone."""
+    from wordfreq import zipf_frequency
+
+    first, _, rest = name.partition(" ")
+    if zipf_frequency(first.lower(), "en") < 4.0:
+        return False
+    return not rest or not unverified_names(rest, arabic, "")
+
+
+SUPPORTED_SHARE = 0.5  # share of an Arabic sentence's content words that its cited passages must contain
+
+
+def word_share(claim: str, text: str) -> float:
+    """The share of the claim's content words that the text contains (1.0 for a claim without any)."""
+    words = set(content_words(claim))
+    return len(words & set(content_words(text))) / len(words) if words else 1.0
+
+
+def unsupported(sentence: str, cited_texts: list[str]) -> str:
+    """Why a summary sentence is not borne out by the passages it cites ("" when it is): no citation; for
+    an Arabic sentence (or an Arabic quote), any of its figures or most of its content words absent; for an
+    English one, the checks of `check_translation` against the cited Arabic."""
+    claim = strip_citations(sentence).strip()
+    if not cited_texts:
+        return "cites no passage"
+    support = " ".join(cited_texts)
+    if len(ARABIC_LETTERS.findall(claim)) > len(re.findall(r"[A-Za-z]", claim)):  # Arabic, or an Arabic quote
+        missing = sorted(numbers(claim) - numbers(support))
+        if missing:
+            return f"{', '.join(missing)} not in the cited passage(s)"
+        share = word_share(claim, support)
+        return "" if share >= SUPPORTED_SHARE else f"only {share:.0%} of its words are in the cited passage(s)"
+    flags = check_translation(claim, support)
+    return flags[0].detail if flags else ""

@@ -41,6 +41,7 @@ def day(tmp_path, embedder):
 
 def briefer(store, llm, tmp_path=None, **kwargs):
     kwargs.setdefault("group_threshold", 0.6)  # the fake embedder's cosines are not e5's
+    kwargs.setdefault("mode", "write")  # the model-written path; `extract` has tests of its own below
     return Briefer(store, llm, cache_dir=tmp_path / "cache" if tmp_path else None, **kwargs)
 
 
@@ -148,6 +149,7 @@ def test_brief_command_writes_a_file(tmp_path, monkeypatch, fake_models, seeds_d
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setattr(rag.llm, "make_chat_model", lambda settings: SummaryLLM())
+    monkeypatch.setenv("RAG_BRIEF_MODE", "write")
     assert main(["ingest", str(seeds_dir)]) == 0
     assert main(["brief", "--all", "--format", "json", "--out", "b.json"]) == 0
     data = json.loads((tmp_path / "b.json").read_text())
@@ -170,3 +172,85 @@ def test_a_sentence_the_model_repeats_is_kept_once():
 
     looped = "رفضت الكتائب بشدة أي وساطات لإيقاف العمليات " * 3 + "[3]."
     assert _tidy_claim(looped, set()) == "رفضت الكتائب بشدة أي وساطات لإيقاف العمليات [3]."
+
+
+# ---- extract mode: code chooses, quotes and (in English) checks the model's rendering ------------------------------
+class TranslatorLLM:
+    """Renders each Arabic sentence it is sent as the English given for a word it contains, else a fixed line."""
+
+    name = "fake:translator"
+
+    def __init__(self, renderings: dict[str, str], otherwise: str = "Aircraft struck sites."):
+        self.renderings, self.otherwise, self.prompts = renderings, otherwise, []
+
+    def stream(self, messages, max_tokens=None):
+        prompt = messages[-1]["content"]
+        self.prompts.append(prompt)
+        sentence = prompt.rsplit("\n\n", 1)[-1]
+        yield next((english for word, english in self.renderings.items() if word in sentence), self.otherwise)
+
+
+def test_extract_mode_quotes_chosen_sentences_with_citations_and_calls_no_model_in_arabic(day):
+    from rag.verify import cited_numbers, claims
+
+    store, _ = day
+    b = briefer(store, QueueLLM(), mode="extract").brief(date="2021-06-28")  # QueueLLM fails if it is called
+    strike, floods = b.stories
+    articles = {a.id: a.text for a in store.articles()}
+    for story in b.stories:
+        by_n = {c.n: c for c in story.citations}
+        for sentence in claims(story.summary):
+            [n] = cited_numbers(sentence)
+            quoted = sentence.rsplit(" [", 1)[0].split("، ", 1)[-1]  # without the outlet attribution
+            assert quoted in " ".join(articles[by_n[n].article_id].split())
+    assert {c.article_id for c in strike.citations} == {"strike_a", "strike_b"}
+    assert "بحسب Outlet A، " in strike.summary and "بحسب Outlet B، " in strike.summary  # who reported what
+    assert "بحسب" not in floods.summary  # one outlet: no attribution needed
+    assert strike.headline == "title strike_a" and any(f.kind == "extractive" for f in strike.flags)
+    assert "extractive" not in render(b, "md")  # how it was made is in the record, not a warning to the reader
+
+
+def test_extract_mode_never_repeats_a_sentence_across_stories_and_skips_page_furniture(tmp_path, embedder):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    tweet = "عاجل قصف مواقع الفصائل المسلحة قرب الحدود pic.twitter.com/abc123"
+    _write(folder, "a", STRIKE + "\n" + tweet, "2021-06-28", "Outlet A")
+    _write(folder, "b", FLOODS + "\n" + STRIKE.split(". ")[1] + ".\nالمصدر : وكالات\nقصص ذات صلة بالسيول والأمطار "
+           "في مدن المملكة خلال الأسبوع الماضي.", "2021-06-28", "Outlet C")
+    store = FaissStore(tmp_path / "index", embedder.name)
+    Ingestor(store, embedder, ArabicChunker()).ingest([folder])
+    b = Briefer(store, QueueLLM(), group_threshold=0.99, mode="extract").brief(date="2021-06-28")
+    text = " ".join(s.summary for s in b.stories)
+    assert len(b.stories) == 2 and text.count("مخازن أسلحة") == 1  # the shared sentence is said once
+    assert "twitter" not in text and "قصص ذات صلة" not in text  # a tweet and what follows "المصدر :" are not news
+
+
+def test_english_extract_asserts_checked_renderings_and_quotes_the_arabic_of_the_rest(day):
+    store, _ = day
+    llm = TranslatorLLM({"القائم": "US aircraft struck faction sites near al-Qaim on the Iraqi-Syrian border on Monday",
+                         "مخازن": "The Pentagon said the strikes hit weapons depots in Gaza",
+                         "خمسة": "The factions said 12 of their members were killed",
+                         "جدة": "Floods swept large parts of Jeddah"})
+    b = briefer(store, llm, mode="extract").brief(date="2021-06-28", lang="en")
+    strike = b.stories[0]
+    assert "near al-Qaim" in strike.summary  # the name renders القائم and Monday is in the Arabic
+    assert "Gaza" not in strike.summary and "12" not in strike.summary  # invented name, invented figure
+    assert "in Arabic: «" in strike.summary  # what could not be rendered is shown as the article says it
+    kinds = {f.kind for f in strike.flags}
+    assert {"unverified_name", "unsupported_figure"} <= kinds
+    assert all(f"[{c.n}]" in strike.summary for c in strike.citations)
+
+
+def test_the_last_check_removes_what_its_passages_do_not_bear_out_and_what_was_said_already():
+    from rag.brief import enforce
+
+    passages = {1: "قصفت طائرات أمريكية مواقع لفصائل مسلحة قرب مدينة القائم فجر الإثنين.",
+                2: "وأعلنت الفصائل مقتل خمسة من عناصرها في القصف."}
+    summary = ("قصفت طائرات أمريكية مواقع لفصائل مسلحة قرب مدينة القائم [1]. وأعلنت الفصائل مقتل 12 من عناصرها [2]. "
+               "قصفت طائرات أمريكية مواقع لفصائل مسلحة قرب مدينة القائم فجر الإثنين [1]. وسقطت ثلوج على جبال الألب [2]. "
+               "جملة بلا أي رقم مقطع عن القصف.")
+    kept, flags = enforce(summary, passages)
+    assert kept == "قصفت طائرات أمريكية مواقع لفصائل مسلحة قرب مدينة القائم [1]."
+    assert [f.kind for f in flags] == ["unsupported_sentence", "repeated_sentence", "unsupported_sentence",
+                                       "unsupported_sentence"]
+    assert all(f.detail.split(": ", 1)[1] not in kept for f in flags)  # nothing shown is flagged as removed

@@ -100,3 +100,38 @@ def test_a_date_inside_an_arabic_answer_keeps_its_order(page, running_app, servi
     page.locator("#ask").click()
     page.locator("#chat a.cite").first.wait_for(timeout=20_000)
     assert page.locator("#chat .answer").last.evaluate(YEAR_LEFT_OF_DAY)
+
+
+def test_run_now_adds_a_run_to_the_history_and_it_opens(page, running_app):  # noqa: F811
+    page.goto(running_app)
+    page.get_by_role("tab", name="Briefing").click()
+    page.locator("#brief-run-now").click()
+    page.locator("#brief-run-note", has_text="Run started").wait_for(timeout=20_000)
+    runs = page.locator("#brief-runs")
+    for _ in range(60):  # the run goes on in the background: Refresh until it is listed as done
+        if runs.locator("td", has_text="ok").count():
+            break
+        page.locator("#brief-refresh").click()
+        page.wait_for_timeout(500)
+    assert runs.locator("td", has_text="ok").count() and runs.locator("td", has_text="manual").count()
+    page.locator("#brief-refresh").click()  # the choice of runs follows the table; the newest is opened
+    page.locator("#brief-past h1").first.wait_for(timeout=20_000)
+    assert "الموجز الإخباري" in page.locator("#brief-past").inner_text()
+
+
+def test_library_rows_are_picked_opened_and_summarised(page, running_app):  # noqa: F811
+    page.goto(running_app)
+    page.get_by_role("tab", name="Library").click()
+    first_id = "003_e47daf4445c2a758"  # the undated seed sorts first
+    cell = page.locator(f"#library >> text={first_id} >> visible=true").first  # not the hidden sizing copy
+    cell.wait_for(timeout=20_000)
+    cell.click()
+    picked = page.locator("#picked-ids textarea, #picked-ids input").first
+    page.wait_for_function("el => el.value.trim().length > 0", arg=picked.element_handle(), timeout=20_000)
+    assert picked.input_value().split() == [first_id]
+    page.locator("#open-article").click()
+    page.locator("#article-view article h3").wait_for(timeout=20_000)
+    assert first_id in page.locator("#article-view .meta").inner_text()
+    page.locator("#summarise").click()
+    page.locator("#article-summary h2").first.wait_for(timeout=20_000)
+    assert "[1]" in page.locator("#article-summary").inner_text()

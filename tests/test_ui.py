@@ -18,7 +18,8 @@ QUESTION = "كم ساعة أمهلت عصائب أهل الحق الحكومة؟
 def service(tmp_path, fake_models, seeds_dir, monkeypatch):
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
     assert main(["ingest", str(seeds_dir), "--json"]) == 0
-    settings = Settings(answer_min_score_ar=0.0, answer_min_score_en=0.0, cache_dir=tmp_path / "cache")
+    settings = Settings(answer_min_score_ar=0.0, answer_min_score_en=0.0, cache_dir=tmp_path / "cache",
+                        briefs_dir=tmp_path / "briefs")
     return Service(settings, embedder=fake_models, llm=ExtractiveLLM())
 
 
@@ -177,4 +178,5 @@ def test_an_unreachable_llm_is_a_message_for_the_reader(service):
     with pytest.raises(RagError, match="RAG_LLM_BASE_URL"):
         service.ask(QUESTION)
     with pytest.raises(RagError, match="RAG_LLM_BASE_URL"):
-        service.briefing("2021-06-28")
+        service.briefing("2021-06-28", lang="en")  # English sentences are the model's renderings
+    assert service.briefing("2021-06-28", use_cache=False).stories  # Arabic ones are chosen and quoted in code

@@ -1,7 +1,7 @@
 import pytest
 
-from rag.answer import locate_span, render_english, unverified_names
-from rag.verify import months, numbers, render_dates_en, strip_citations
+from rag.answer import locate_span, render_english
+from rag.verify import months, numbers, render_dates_en, strip_citations, unverified_names
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -77,3 +77,30 @@ def test_the_questions_spelling_of_a_name_is_kept():
     text, _ = render_english("Asaeb Ahl al-Haq gave 48 hours", sentence,
                              "How many hours did Asaib Ahl al-Haq give the government?")
     assert text == "Asaib Ahl al-Haq gave 48 hours"
+
+
+def test_an_english_rendering_is_asserted_only_when_it_invents_nothing():
+    from rag.verify import check_translation
+
+    arabic = "وكان آخر هذه الهجمات إطلاق 4 صواريخ كاتيوشا على قاعدة فكتوريا فجر اليوم"
+    assert check_translation("The latest attack was 4 Katyusha rockets fired at Victoria base at dawn", arabic) == []
+    kinds = {text: [f.kind for f in check_translation(text, arabic)] for text in (
+        "The latest attack was launched at 4 AM on Friday from the Farkaty base",  # a weekday the Arabic lacks
+        "4 Katyusha rockets hit an F-14 at Victoria",  # a figure the Arabic lacks
+        "4 rockets were fired at Victoria base in the Gaza Strip",  # a place the Arabic does not name
+        "إطلاق 4 صواريخ", "", "rockets rockets rockets rockets rockets rockets rockets rockets rockets rockets "
+                              "rockets rockets rockets rockets rockets rockets rockets rockets rockets rockets")}
+    assert list(kinds.values()) == [["unsupported_figure"], ["unsupported_figure"], ["unverified_name"],
+                                    ["not_english"], ["not_english"], ["runs_on"]]
+
+
+def test_a_summary_sentence_is_supported_only_by_the_passages_it_cites():
+    from rag.verify import unsupported
+
+    passage = "وأمهلت ميليشيا عصائب أهل الحق الحكومة العراقية 48 ساعة للإفراج عن عناصرها"
+    assert unsupported("أمهلت عصائب أهل الحق الحكومة 48 ساعة [1].", [passage]) == ""
+    assert "72" in unsupported("أمهلت عصائب أهل الحق الحكومة 72 ساعة [1].", [passage])
+    assert unsupported("سقطت ثلوج كثيفة على جبال الألب السويسرية [1].", [passage]).startswith("only")
+    assert unsupported("أمهلت عصائب أهل الحق الحكومة 48 ساعة.", []) == "cites no passage"
+    assert unsupported("Asaib Ahl al-Haq gave the government 48 hours [1].", [passage]) == ""
+    assert "Khalbi" in unsupported("Khalbi gave the government 48 hours [1].", [passage])
