@@ -5,7 +5,9 @@ and the event; each fact a list of groups, every group needing one accepted spel
 `rag.evaluate.answer_found`), and on a second corpus whose facts nobody wrote for it: XQuAD paragraphs as
 articles, their questions' short answers as the facts. Beside coverage: repeated sentences (embedding cosine >=
 0.9, or one contained in another), sentences their cited passages do not bear out (`rag.verify.unsupported`,
-applied to the finished record), words per story, model calls and time; each brief mode side by side. Story
+applied to the finished record), words per story, model calls and time; each brief mode side by side (extract
+with English facts, the default; `rendered`, extract with the model's English asserted; write, the model's own
+summary, the previous design). Story
 grouping's margin on the seeds plus second reports of the same events is printed first."""
 
 from __future__ import annotations
@@ -126,10 +128,9 @@ def repeated_sentences(sentences: list[str], vectors: np.ndarray | None,
                        threshold: float = 0.9) -> list[tuple[str, str]]:
     """Pairs of sentences that say the same thing: embedding cosine >= threshold, or one contained in the
     other."""
-    from rag.arabic import normalize_for_search
-    from rag.verify import strip_citations
+    from rag.verify import comparable
 
-    norm = [normalize_for_search(strip_citations(s)) for s in sentences]
+    norm = [comparable(s) for s in sentences]
     pairs = []
     for i in range(len(sentences)):
         for j in range(i + 1, len(sentences)):
@@ -180,9 +181,10 @@ def _briefings(settings, store, llm, embedder, facts, modes, langs, label, out) 
 
     results = {}
     for mode in modes:
-        for lang in langs:
+        for lang in langs if mode != "rendered" else ("en",):  # rendered: extract's English variant only
             briefer = Briefer.from_settings(store, llm, settings)
-            briefer.mode, briefer.cache_dir = mode, None  # time the work, not the cache
+            briefer.cache_dir = None  # time the work, not the cache
+            briefer.mode, briefer.english = ("extract", "rendered") if mode == "rendered" else (mode, "facts")
             started = time.perf_counter()
             b = briefer.brief(all_articles=True, lang=lang)
             seconds = round(time.perf_counter() - started, 1)
@@ -195,7 +197,7 @@ def _briefings(settings, store, llm, embedder, facts, modes, langs, label, out) 
 
 
 def run_brief_bench(settings, seeds: Path, pairs_dir: Path, facts_file: Path, as_json: bool = False,
-                    modes: tuple[str, ...] = ("extract", "write"), out=sys.stdout) -> dict:
+                    modes: tuple[str, ...] = ("extract", "rendered", "write"), out=sys.stdout) -> dict:
     from rag.embed import make_embedder
     from rag.ingest import Ingestor
     from rag.llm import make_chat_model
@@ -239,7 +241,7 @@ def run_brief_bench(settings, seeds: Path, pairs_dir: Path, facts_file: Path, as
 
 
 def format_table(runs: dict) -> str:
-    header = ("corpus", "mode", "lang", "key facts", "repeated", "unsupported", "untranslated", "words/story",
+    header = ("corpus", "mode", "lang", "key facts", "repeated", "unsupported", "renderings failed", "words/story",
               "LLM calls", "seconds")
     rows = [(*key.split("/"), f"{r['coverage']:.2f} ({r['facts'] - len(r['missed'])}/{r['facts']})",
              str(r["repeated"]), str(r["unsupported"]), str(r["untranslated"]), str(r["words_per_story"]),

@@ -292,8 +292,8 @@ def cmd_bench(args) -> int:
         from rag.bench_brief import run_brief_bench
 
         modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
-        if not modes or set(modes) - {"extract", "write"}:
-            raise BadInput(f"--modes takes extract and/or write, comma-separated; got {args.modes!r}")
+        if not modes or set(modes) - {"extract", "rendered", "write"}:
+            raise BadInput(f"--modes takes extract, rendered and/or write, comma-separated; got {args.modes!r}")
         if args.data:
             settings.data_dir = Path(args.data)
         run_brief_bench(settings, Path("seeds"), Path("evals/same_event"), Path(args.facts), args.json, modes)
@@ -468,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="XQuAD folder parent (default RAG_DATA_DIR, ../shared/data)")
     s.add_argument("--limit", type=int, default=None, help="retrieval: first N paragraphs; answer: first N questions")
     s.add_argument("--facts", default="evals/brief_facts.jsonl", help="brief: key facts per seed article")
-    s.add_argument("--modes", default="extract,write", help="brief: brief modes to compare, comma-separated")
+    s.add_argument("--modes", default="extract,rendered,write", help="brief: modes to compare, comma-separated "
+                   "(rendered: extract with RAG_BRIEF_ENGLISH=rendered)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
     return p

@@ -141,7 +141,7 @@ class BriefRunner:
         started = time.perf_counter()
         briefings: list[Briefing] = []
         try:
-            from rag.brief import render
+            from rag.brief import QUIET_FLAGS, render
 
             for lang in self.langs:
                 briefing = self.briefing(lang)
@@ -153,7 +153,7 @@ class BriefRunner:
             run.article_ids = sorted({a for b in briefings for s in b.stories for a in s.article_ids})
             run.stories = sum(len(b.stories) for b in briefings)
             run.flags = sum(1 for b in briefings for s in b.stories for f in s.flags
-                            if f.kind not in ("fallback", "extractive"))
+                            if f.kind not in QUIET_FLAGS)
             run.status = "ok"
         except Exception as exc:  # a failed run is recorded, never lost, and the schedule goes on
             run.status = "failed"

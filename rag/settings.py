@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # the model only renders English, checked; write: the model summarises the passages and code keeps what
     # it can verify (for a strong endpoint). `rag bench brief` measures both.
     brief_mode: Literal["extract", "write"] = "extract"
+    # English in extract mode: facts (the Arabic quoted with its checked names, figures and dates in English) or
+    # rendered (the model's rendering asserted when checks pass: for a stronger endpoint; see rag.brief.ENGLISH).
+    brief_english: Literal["facts", "rendered"] = "facts"
     brief_story_sentences: int = Field(6, ge=1, le=20)
     brief_story_words: int = Field(170, ge=10, le=2000)
     # Scheduled briefings (`rag serve`): cron syntax in UTC, e.g. "0 6 * * *" (06:00 daily); empty = no schedule.

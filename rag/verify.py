@@ -125,6 +125,12 @@ def strip_citations(text: str) -> str:
     return re.sub(r"\s{2,}", " ", CITATION.sub(" ", text)).strip()
 
 
+def comparable(text: str) -> str:
+    """A text's words only, normalised for search, without citations or punctuation: one sentence contains
+    another when its `comparable` form contains the other's."""
+    return " ".join(re.findall(r"\w+", normalize_for_search(strip_citations(text))))
+
+
 def cited_numbers(text: str) -> list[int]:
     return [int(n) for group in CITATION.findall(text) for n in re.split(r"[,،]", group)]
 
@@ -182,6 +188,12 @@ def render_dates_en(text: str) -> list[str]:
         if day and month:
             out.append(" ".join(x for x in (day, MONTHS_EN[month - 1], m.group("year")) if x))
     return out
+
+
+def stated_figures(text: str) -> set[str]:
+    """`numbers`, less the weekday that reads as a number word (الإثنين is Monday, not two)."""
+    norm = normalize_for_search(text)
+    return numbers(re.sub(r"(?<!\w)(?:و|ب|يوم\s+)?الاثنين(?!\w)", " ", norm))
 
 
 def render_days_en(text: str) -> list[str]:
@@ -314,6 +326,9 @@ def _common_opening(name: str, arabic: str) -> bool:
     return not rest or not unverified_names(rest, arabic, "")
 
 
+# "According to <outlet>:" / "بحسب <outlet>،" opening a briefing sentence: the outlet comes from the article's
+# metadata, not from the passage, so it is not checked against the passage.
+ATTRIBUTION = re.compile(r"^\s*(?:According to [^:,]{1,60}[:,]\s*|بحسب [^،,:]{1,60}[،,:]\s*)")
 SUPPORTED_SHARE = 0.5  # share of an Arabic sentence's content words that its cited passages must contain
 
 
@@ -327,7 +342,7 @@ def unsupported(sentence: str, cited_texts: list[str]) -> str:
     """Why a summary sentence is not borne out by the passages it cites ("" when it is): no citation; for
     an Arabic sentence (or an Arabic quote), any of its figures or most of its content words absent; for an
     English one, the checks of `check_translation` against the cited Arabic."""
-    claim = strip_citations(sentence).strip()
+    claim = ATTRIBUTION.sub("", strip_citations(sentence).strip())
     if not cited_texts:
         return "cites no passage"
     support = " ".join(cited_texts)

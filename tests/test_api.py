@@ -116,6 +116,12 @@ def test_brief_as_json_markdown_or_html(client):
     assert html.headers["content-type"].startswith("text/html") and 'dir="rtl"' in html.text
     both = client.post("/api/brief", json={"date": "2021-06-28", "all": True})
     assert both.status_code == 422 and "one of" in both.json()["error"]["message"]
+    picked = client.post("/api/brief", json={"articles": ["004_11e11d9def2c09fb"]}).json()
+    assert [s["article_ids"] for s in picked["stories"]] == [["004_11e11d9def2c09fb"]]
+    unknown = client.post("/api/brief", json={"articles": ["004_11e11d9def2c09fb", "nope"]})
+    assert unknown.status_code == 422 and "'nope'" in unknown.json()["error"]["message"]
+    mixed = client.post("/api/brief", json={"articles": ["004_11e11d9def2c09fb"], "all": True})
+    assert mixed.status_code == 422
 
 
 def test_library_list_get_upload_and_delete(client, tmp_path):

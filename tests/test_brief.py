@@ -7,6 +7,7 @@ from rag.chunk import ArabicChunker
 from rag.cli import main
 from rag.errors import BadInput
 from rag.ingest import Ingestor
+from rag.records import Briefing
 from rag.store import FaissStore
 from tests.fakes import QueueLLM, SummaryLLM
 
@@ -156,6 +157,10 @@ def test_brief_command_writes_a_file(tmp_path, monkeypatch, fake_models, seeds_d
     seeds = {p.stem for p in seeds_dir.glob("*.txt")}
     assert {c["article_id"] for s in data["stories"] for c in s["citations"]} == seeds
     assert main(["brief", "--date", "2021-13-01"]) == 2
+    assert main(["brief", "--articles", "nope"]) == 2 and "'nope'" in capsys.readouterr().err
+    first = sorted(seeds)[0]
+    assert main(["brief", "--articles", first, "--format", "json", "--out", "one.json"]) == 0
+    assert [s["article_ids"] for s in json.loads((tmp_path / "one.json").read_text())["stories"]] == [[first]]
     assert main(["brief", "--date", "2021-06-28", "--all"]) == 2
 
 
@@ -208,6 +213,9 @@ def test_extract_mode_quotes_chosen_sentences_with_citations_and_calls_no_model_
     assert "بحسب" not in floods.summary  # one outlet: no attribution needed
     assert strike.headline == "title strike_a" and any(f.kind == "extractive" for f in strike.flags)
     assert "extractive" not in render(b, "md")  # how it was made is in the record, not a warning to the reader
+    from rag.bench_brief import unsupported_sentences
+
+    assert unsupported_sentences(b) == []
 
 
 def test_extract_mode_never_repeats_a_sentence_across_stories_and_skips_page_furniture(tmp_path, embedder):
@@ -231,14 +239,34 @@ def test_english_extract_asserts_checked_renderings_and_quotes_the_arabic_of_the
                          "مخازن": "The Pentagon said the strikes hit weapons depots in Gaza",
                          "خمسة": "The factions said 12 of their members were killed",
                          "جدة": "Floods swept large parts of Jeddah"})
-    b = briefer(store, llm, mode="extract").brief(date="2021-06-28", lang="en")
+    b = briefer(store, llm, mode="extract", english="rendered").brief(date="2021-06-28", lang="en")
     strike = b.stories[0]
     assert "near al-Qaim" in strike.summary  # the name renders القائم and Monday is in the Arabic
     assert "Gaza" not in strike.summary and "12" not in strike.summary  # invented name, invented figure
-    assert "in Arabic: «" in strike.summary  # what could not be rendered is shown as the article says it
+    assert "n Arabic: «" in strike.summary  # what could not be rendered is shown as the article says it
+    assert "According to Outlet A: " in strike.summary or "According to Outlet A, in Arabic" in strike.summary
     kinds = {f.kind for f in strike.flags}
     assert {"unverified_name", "unsupported_figure"} <= kinds
     assert all(f"[{c.n}]" in strike.summary for c in strike.citations)
+    from rag.bench_brief import unsupported_sentences
+
+    assert unsupported_sentences(b) == []  # the benchmark's check, on the finished record
+
+
+def test_english_facts_quote_the_arabic_with_only_what_code_can_check_in_english(day):
+    from rag.bench_brief import unsupported_sentences
+
+    store, _ = day
+    llm = TranslatorLLM({"القائم": "US aircraft struck faction sites near al-Qaim on the Iraqi-Syrian border",
+                         "خمسة": "The factions said Kataib Hezbollah lost twelve members in Gaza"})
+    b = briefer(store, llm, mode="extract").brief(date="2021-06-28", lang="en")  # english="facts", the default
+    strike = b.stories[0]
+    assert "«قصفت طائرات أمريكية مواقع" in strike.summary and "(names: Qaim; dates: Monday) [" in strike.summary
+    assert "aircraft struck" not in strike.summary  # the rendering itself is never asserted
+    assert "Kataib" not in strike.summary and "Gaza" not in strike.summary  # names the Arabic lacks
+    assert "figures: 5" in strike.summary  # خمسة, from the Arabic, by code
+    assert unsupported_sentences(b) == [] and strike.headline == "Qaim (Outlet A, 2021-06-28)"
+    assert "the wording is not" not in render(b, "md") and "in brackets, what was checked" in render(b, "md")
 
 
 def test_the_last_check_removes_what_its_passages_do_not_bear_out_and_what_was_said_already():
@@ -254,3 +282,28 @@ def test_the_last_check_removes_what_its_passages_do_not_bear_out_and_what_was_s
     assert [f.kind for f in flags] == ["unsupported_sentence", "repeated_sentence", "unsupported_sentence",
                                        "unsupported_sentence"]
     assert all(f.detail.split(": ", 1)[1] not in kept for f in flags)  # nothing shown is flagged as removed
+
+
+def test_a_story_says_where_its_outlets_give_different_figures(tmp_path, embedder):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    _write(folder, "strike_a", STRIKE, "2021-06-28", "Outlet A")
+    _write(folder, "strike_b", STRIKE_OTHER_OUTLET.replace("مقتل خمسة", "مقتل أربعة"), "2021-06-28", "Outlet B")
+    store = FaissStore(tmp_path / "index", embedder.name)
+    Ingestor(store, embedder, ArabicChunker()).ingest([folder])
+    [story] = briefer(store, QueueLLM(), mode="extract").brief(date="2021-06-28").stories
+    [differ] = [f for f in story.flags if f.kind == "outlets_differ"]
+    assert differ.detail.startswith("Outlet A: 5; Outlet B: 4") and "outlets_differ" in render(
+        Briefing(lang="ar", title="t", stories=[story]), "md")
+
+
+def test_a_clause_ending_in_a_semicolon_is_one_sentence_with_what_follows(tmp_path, embedder):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    text = ("وأمهلت ميليشيا عصائب أهل الحق التي يقودها قيس الخزعلي المقرب من طهران؛ الحكومة العراقية 48 ساعة "
+            "للإفراج عن عناصرها. " + FLOODS)
+    _write(folder, "deadline", text, "2021-06-28", "Outlet A")
+    store = FaissStore(tmp_path / "index", embedder.name)
+    Ingestor(store, embedder, ArabicChunker()).ingest([folder])
+    [story] = briefer(store, QueueLLM(), mode="extract").brief(date="2021-06-28").stories
+    assert "طهران؛ الحكومة العراقية 48 ساعة" in story.summary

@@ -75,6 +75,11 @@ def test_briefing_of_one_day_on_the_real_model_cites_that_days_article(chain):
     [story] = b.stories
     assert story.headline and story.citations and all(c.article_id == "000_ad9f9cb34ae7b81f" for c in story.citations)
     assert all(f.kind != "invalid_citation" for f in story.flags)
+    # In English every sentence is the model's checked rendering or the Arabic quoted: none is unsupported.
+    from rag.bench_brief import unsupported_sentences
+
+    english = briefer.brief(date="2021-06-28", lang="en")
+    assert english.stories[0].citations and unsupported_sentences(english) == []
 
 
 def test_story_grouping_on_real_vectors_joins_second_reports_and_keeps_events_apart(tmp_path):
