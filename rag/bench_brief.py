@@ -24,8 +24,9 @@ import numpy as np
 from rag.errors import BadInput
 from rag.jsonl import iter_jsonl
 
-# Sentences the briefer writes from metadata, not from a passage ("also reported by <outlet> [n]").
-_ATTRIBUTION = re.compile(r"^\s*(?:وأوردت الخبر أيضًا|Also reported by)\b")
+# Sentences the briefer writes from metadata, not from a passage: "also reported by <outlet> [n]", and the
+# model-written path's English fallback "Reported by <outlet> on <date>: «<title>» [n]".
+_ATTRIBUTION = re.compile(r"^\s*(?:وأوردت الخبر أيضًا|Also reported by|Reported by)\b")
 
 
 def grouping_figures(store, pairs_file: Path, threshold: float, max_days: int) -> dict:
@@ -171,8 +172,7 @@ def briefing_quality(briefing, facts: list[dict], embed=None) -> dict:
             "repeated_090_pairs": loose, "unsupported": len(bad), "unsupported_sentences": bad,
             "sentences": len(sentences), "stories": len(briefing.stories),
             "words_per_story": round(sum(words) / len(words), 1) if words else 0.0,
-            "untranslated": sum(1 for s in briefing.stories for f in s.flags if f.kind == "untranslated"
-                                or f.kind in ("unverified_name", "unsupported_figure", "runs_on"))}
+            "untranslated": sum(1 for s in briefing.stories for f in s.flags if f.kind == "rendering_rejected")}
 
 
 # ---- the benchmark --------------------------------------------------------------------------------------------

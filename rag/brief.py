@@ -25,7 +25,7 @@ from rag.arabic import isolate_ltr_runs, normalize_for_search
 from rag.chunk import split_sentences
 from rag.errors import BadInput
 from rag.files import write_text_atomic
-from rag.names import latin_names
+from rag.names import find_in_arabic, latin_names
 from rag.prompts import load_prompt
 from rag.records import Article, BriefCitation, Briefing, Flag, Hit, Story
 from rag.verify import (
@@ -318,8 +318,9 @@ class Briefer:
                 parts = [strip_citations(c).rstrip(" .") for c in claims(english)]  # each rendered sentence cites
                 sentences.append(lead + " ".join(f"{part} [{p.n}]." for part in parts if part))
                 continue
-            flags += problems
-            facts = verified_facts(raw, arabic)
+            # The rendering was not used: why stays in the record, and its invented words stay out of sight.
+            flags += [Flag(kind="rendering_rejected", detail=f"{f.kind}: {f.detail}") for f in problems]
+            facts = verified_facts(raw, arabic, self._rare_words(articles))
             sentences.append(f"{lead}{'In Arabic' if not lead else 'in Arabic'}: «{arabic}»"
                              f"{' (' + '; '.join(facts) + ')' if facts else ''} [{p.n}].")
         headline, headline_flags = self._headline(articles, passages, sentences, lang)
@@ -353,7 +354,8 @@ class Briefer:
         first = next((strip_citations(s) for s in sentences if "«" not in s and not s.startswith("According")), "")
         if first:
             return _opening_clause(first), []
-        names = [f for f in verified_facts(*self._rendered_lead(passages)) if f.startswith("names: ")]
+        names = [f for f in verified_facts(*self._rendered_lead(passages), self._rare_words(articles))
+                 if f.startswith("names: ")]
         latest = max(articles, key=lambda a: a.date or "")
         about = ", ".join(x for x in (latest.source, latest.date) if x)
         if names:  # who or where the story is about, in checked English, and whose report it is
@@ -434,7 +436,7 @@ class Briefer:
             recent = sorted(self.store.articles(), key=lambda a: a.date or "", reverse=True)[:_DF_ARTICLES]
             self._df = (len(recent), Counter(w for a in recent for w in set(content_words(a.text))))
         total, df = self._df
-        limit = max(1, int(total * _RARE_SHARE))
+        limit = max(1, int(total * _RARE_SHARE)) + len(articles) - 1  # the story's own reports all use its names
         return {w for a in articles for w in set(content_words(a.text)) if df.get(w, 0) <= limit}
 
     def _passage(self, article: Article, start: int, end: int, n: int) -> Passage:
@@ -624,14 +626,19 @@ def _fact_weight(sentence: str, rare: set[str]) -> float:
     return _FACT_BONUS * found / (found + 3)
 
 
-def verified_facts(rendering: str, arabic: str) -> list[str]:
+def verified_facts(rendering: str, arabic: str, rare: set[str] | None = None) -> list[str]:
     """What of an Arabic sentence can be said in English and checked in code: the names of the model's rendering
-    whose consonant skeletons match a name in the Arabic, the Arabic's figures (digits and number words), and its
-    dates and weekdays rendered by code. E.g. ["names: Khazali, Tehran", "figures: 48"]."""
+    whose consonant skeletons match words of the Arabic (titles it adds, "General", left out; with `rare`, only
+    names of words few articles use: not "Iraq" in every story about Iraq), the Arabic's figures (digits and
+    number words), and its dates and weekdays rendered by code. E.g. ["names: Khazali, Tehran", "figures: 48"]."""
     names = []
-    for name in latin_names(rendering or ""):
-        words = name_words(name)
-        if words and not unverified_names(name, arabic, "") and name not in names:
+    for found in latin_names(rendering or ""):
+        name = " ".join(name_words(found))
+        if not name or unverified_names(name, arabic, "") or name in names:
+            continue
+        where = find_in_arabic(name, arabic)
+        matched = set(content_words(arabic[where[0]:where[1]])) if where else set()
+        if rare is None or not matched or matched & rare:
             names.append(name)
     figures = sorted(stated_figures(arabic), key=lambda x: (len(x), x))
     dates = render_dates_en(arabic) + render_days_en(arabic)
@@ -819,7 +826,7 @@ _LABELS = {"ar": {"sources": "المصادر", "undated": "مقالات بلا �
 
 
 # How a story was made: in the record, not a warning to the reader.
-QUIET_FLAGS = ("fallback", "extractive", "machine_rendered")
+QUIET_FLAGS = ("fallback", "extractive", "machine_rendered", "rendering_rejected")
 
 
 def _source_line(c: BriefCitation) -> str:

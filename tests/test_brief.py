@@ -245,8 +245,9 @@ def test_english_extract_asserts_checked_renderings_and_quotes_the_arabic_of_the
     assert "Gaza" not in strike.summary and "12" not in strike.summary  # invented name, invented figure
     assert "n Arabic: «" in strike.summary  # what could not be rendered is shown as the article says it
     assert "According to Outlet A: " in strike.summary or "According to Outlet A, in Arabic" in strike.summary
-    kinds = {f.kind for f in strike.flags}
-    assert {"unverified_name", "unsupported_figure"} <= kinds
+    why = " ".join(f.detail for f in strike.flags if f.kind == "rendering_rejected")
+    assert "unverified_name" in why and "unsupported_figure" in why  # kept in the record, not shown
+    assert "Gaza" not in render(b, "md")
     assert all(f"[{c.n}]" in strike.summary for c in strike.citations)
     from rag.bench_brief import unsupported_sentences
 
