@@ -297,9 +297,10 @@ class Briefer:
         return headline, summary, used, flags + headline_flags, passages
 
     def _extracted(self, articles: list[Article], lang: str, taken: list[np.ndarray]):
-        """The story's key sentences chosen in code (`key_sentences`), quoted with a citation each; in English,
-        each is rendered by the model and asserted only when `check_translation` finds nothing invented, else
-        quoted in Arabic and flagged. The model never chooses what the story says."""
+        """The story's key sentences chosen in code (`key_passages`), quoted with a citation each. In English, each
+        is quoted in Arabic with what code can check in English (`verified_facts`); with english="rendered", the
+        model's rendering is asserted instead when `check_translation` finds nothing invented in it. The model
+        never chooses what the story says."""
         passages = self.key_passages(articles, taken)
         several = len(articles) > 1
         flags: list[Flag] = [Flag(kind="extractive", detail="sentences chosen from the articles in code")]
