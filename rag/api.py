@@ -472,10 +472,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
               responses={409: {"model": ErrorBody, "description": "a run is already in progress"}})
     def brief_run_now():
         """Starts a run now (the latest day, every configured language and format); poll GET /api/briefs/{id}."""
-        runner = service.brief_runner()
-        if runner.running:
-            raise errors.Conflict("a briefing run is already in progress: wait for it (GET /api/briefs shows it)")
-        return runner.run_in_background("manual")  # Conflict too if another request won the race
+        return service.brief_runner().run_in_background("manual")  # Conflict (409) while a run is in progress
 
     @app.get("/api/briefs/{run_id}", response_model=BriefRun, tags=["brief"], dependencies=guarded)
     def brief_run(run_id: str = Path_(max_length=40)):

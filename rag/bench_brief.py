@@ -172,7 +172,7 @@ def briefing_quality(briefing, facts: list[dict], embed=None) -> dict:
             "repeated_090_pairs": loose, "unsupported": len(bad), "unsupported_sentences": bad,
             "sentences": len(sentences), "stories": len(briefing.stories),
             "words_per_story": round(sum(words) / len(words), 1) if words else 0.0,
-            "untranslated": sum(1 for s in briefing.stories for f in s.flags if f.kind == "rendering_rejected")}
+            "renderings_failed": sum(1 for s in briefing.stories for f in s.flags if f.kind == "rendering_rejected")}
 
 
 # ---- the benchmark --------------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ def format_table(runs: dict) -> str:
     header = ("corpus", "mode", "lang", "key facts", "repeated", "unsupported", "renderings failed", "words/story",
               "LLM calls", "seconds")
     rows = [(*key.split("/"), f"{r['coverage']:.2f} ({r['facts'] - len(r['missed'])}/{r['facts']})",
-             str(r["repeated"]), str(r["unsupported"]), str(r["untranslated"]), str(r["words_per_story"]),
+             str(r["repeated"]), str(r["unsupported"]), str(r["renderings_failed"]), str(r["words_per_story"]),
              str(r["llm_calls"]), str(r["seconds"])) for key, r in runs.items()]
     widths = [max(len(x) for x in col) for col in zip(header, *rows, strict=True)]
     lines = ["  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)) for row in (header, *rows)]

@@ -204,7 +204,6 @@ class Briefer:
         self.prompts[("translate", "en")] = load_prompt("translate", "en")
         self.llm_calls = 0
         self._df: tuple[int, Counter] | None = None
-        self._renderings: dict[str, str] = {}  # Arabic sentence -> the model's English, this briefer's
 
     @classmethod
     def from_settings(cls, store, llm, settings, progress=None) -> Briefer:
@@ -304,47 +303,47 @@ class Briefer:
         passages = self.key_passages(articles, taken)
         several = len(articles) > 1
         flags: list[Flag] = [Flag(kind="extractive", detail="sentences chosen from the articles in code")]
-        sentences = []
+        rendered = lang == "en" and self.english == "rendered"
+        if rendered:
+            flags.append(Flag(kind="machine_rendered", detail="English sentences are the model's renderings"))
+        rare = self._rare_words(articles) if lang == "en" else set()
+        sentences, lead_names = [], ""
         for p in passages:
             arabic = " ".join(p.text.split()).rstrip(" .")
             outlet = p.hit.source if several and p.hit.source else ""
             if lang == "ar":
                 sentences.append(f"{'بحسب ' + outlet + '، ' if outlet else ''}{arabic} [{p.n}].")
                 continue
-            english, problems, raw = self.translate(arabic)
+            rendering, problems = self.translate(arabic)
             lead = f"According to {outlet}: " if outlet else ""
-            if self.english == "rendered" and not any(f.kind == "machine_rendered" for f in flags):
-                flags.append(Flag(kind="machine_rendered", detail="English sentences are the model's renderings"))
-            if english and self.english == "rendered":
-                parts = [strip_citations(c).rstrip(" .") for c in claims(english)]  # each rendered sentence cites
+            if rendered and not problems:
+                parts = [strip_citations(c).rstrip(" .") for c in claims(rendering)]  # each rendered sentence cites
                 sentences.append(lead + " ".join(f"{part} [{p.n}]." for part in parts if part))
                 continue
             # The rendering was not used: why stays in the record, and its invented words stay out of sight.
             flags += [Flag(kind="rendering_rejected", detail=f"{f.kind}: {f.detail}") for f in problems]
-            facts = verified_facts(raw, arabic, self._rare_words(articles))
+            facts = verified_facts(rendering, arabic, rare)
+            if p is passages[0]:  # the headline's names, when no sentence is rendered
+                lead_names = next((f.removeprefix("names: ") for f in facts if f.startswith("names: ")), "")
             sentences.append(f"{lead}{'In Arabic' if not lead else 'in Arabic'}: «{arabic}»"
                              f"{' (' + '; '.join(facts) + ')' if facts else ''} [{p.n}].")
-        headline, headline_flags = self._headline(articles, passages, sentences, lang)
+        headline, headline_flags = self._headline(articles, passages, sentences, lang, lead_names)
         flags += outlets_differ(passages)
         return headline, " ".join(sentences), [p.n for p in passages], flags + headline_flags, passages
 
-    def translate(self, arabic: str) -> tuple[str, list[Flag], str]:
-        """(the model's English for one Arabic sentence or "" with why, when the rendering invents a figure, a
-        month, a weekday or a name, is not English, or runs on; and the rendering as the model gave it)."""
+    def translate(self, arabic: str) -> tuple[str, list[Flag]]:
+        """(the model's English for one Arabic sentence, why it cannot be asserted: [] when it can). It cannot
+        when it invents a figure, a month, a weekday or a name, is not English, or runs on."""
         prompt = self.prompts[("translate", "en")].render(sentence=arabic)
         self.llm_calls += 1
         reply = "".join(self.llm.stream([{"role": "user", "content": prompt}],
                                         max_tokens=2 * len(arabic.split()) + 24)).strip()
         english = " ".join(reply.splitlines()[0].split()).strip("\"'«» ").rstrip(".") if reply else ""
-        self._renderings[arabic] = english
-        problems = check_translation(english, arabic)
-        if problems:
-            return "", [f.model_copy(update={"kind": "untranslated"}) if f.kind == "not_english" else f
-                        for f in problems], english
-        return english, [], english
+        return english, [f.model_copy(update={"kind": "untranslated"}) if f.kind == "not_english" else f
+                         for f in check_translation(english, arabic)]
 
     def _headline(self, articles: list[Article], passages: list[Passage], sentences: list[str],
-                  lang: str) -> tuple[str, list[Flag]]:
+                  lang: str, lead_names: str = "") -> tuple[str, list[Flag]]:
         """The outlet's own headline (the most recent article's), else the opening clause of the lead. In English,
         the opening clause of the first sentence rendered and checked: the model's renderings of headlines were
         wrong without naming anyone the check could catch ("the commander of the American forces is criticizing
@@ -355,20 +354,13 @@ class Briefer:
         first = next((strip_citations(s) for s in sentences if "«" not in s and not s.startswith("According")), "")
         if first:
             return _opening_clause(first), []
-        names = [f for f in verified_facts(*self._rendered_lead(passages), self._rare_words(articles))
-                 if f.startswith("names: ")]
         latest = max(articles, key=lambda a: a.date or "")
         about = ", ".join(x for x in (latest.source, latest.date) if x)
-        if names:  # who or where the story is about, in checked English, and whose report it is
-            return names[0].removeprefix("names: ") + (f" ({about})" if about else ""), []
+        if lead_names:  # who or where the story is about, in checked English, and whose report it is
+            return lead_names + (f" ({about})" if about else ""), []
         outlet = next((a.source for a in articles if a.source), "")
         date = max((a.date for a in articles if a.date), default="")
         return " ".join(x for x in ("Report", f"by {outlet}" if outlet else "", f"of {date}" if date else "") if x), []
-
-    def _rendered_lead(self, passages: list[Passage]) -> tuple[str, str]:
-        """(the model's rendering, the Arabic) of the story's first sentence, from this briefing's renderings."""
-        arabic = " ".join(passages[0].text.split()).rstrip(" .")
-        return self._renderings.get(arabic, ""), arabic
 
     def key_passages(self, articles: list[Article], taken: list[np.ndarray]) -> list[Passage]:
         """The sentences a reader of the story must see, one passage each, in reading order: each article's lead,

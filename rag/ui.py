@@ -248,11 +248,12 @@ def build_app(settings: Settings | None = None, service: Service | None = None):
     def open_run(run_id, lang):
         if not run_id:
             return gr.update(value="", rtl=False), None
+        history = service.brief_runner().history
         try:
-            run = service.brief_runner().history.get(run_id)
-            files = [str(service.brief_runner().history.file(run_id, name)) for name in run.files]
+            run = history.get(run_id)
+            files = [str(history.file(run_id, name)) for name in run.files]
             md = f"briefing-{lang}.md"
-            text = (service.brief_runner().history.file(run_id, md).read_text(encoding="utf-8") if md in run.files
+            text = (history.file(run_id, md).read_text(encoding="utf-8") if md in run.files
                     else f"Run {run_id} ({run.status}) has no {md}" + (f": {run.error}" if run.error else "."))
         except RagError as exc:
             return gr.update(value=f"⚠️ {exc}", rtl=False), None
