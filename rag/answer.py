@@ -570,12 +570,24 @@ def _new_name(name: str, sentence: str, question: str) -> bool:
     words = name_words(name)
     if not words or normalize_for_search(name) in normalize_for_search(question):
         return False
+    if all(_renders_a_question_name(word, sentence, question) for word in words):
+        return False  # "Khatib al-Shuhada" for Kataib Sayyid al-Shuhada: the question's entity, mis-rendered
     where = find_in_arabic(" ".join(words), sentence)
     if where is None:
         return True  # verified word by word elsewhere; nothing ties it to the question
     asked = arabic_terms(question)
     rendered = re.findall(r"\w+", normalize_for_search(sentence[where[0]:where[1]]))
     return not all(has_term_word(w, asked) for w in rendered)
+
+
+def _renders_a_question_name(word: str, sentence: str, question: str) -> bool:
+    """Whether a word of an answer's name is one of the question's names, as written or as a rendering of the
+    same Arabic word of the sentence."""
+    asked = [w for q_name in question_names(question) for w in name_words(q_name)]
+    if normalize_for_search(word) in {normalize_for_search(w) for w in asked}:
+        return True
+    where = find_in_arabic(word, sentence)
+    return where is not None and any(find_in_arabic(w, sentence[where[0]:where[1]]) is not None for w in asked)
 
 
 def render_english(english: str, sentence: str, question: str) -> tuple[str, list[Flag]]:

@@ -48,7 +48,7 @@ def cmd_setup(args) -> int:
     if e5_onnx_ready(target) and not args.force:
         print(f"ONNX encoder ready at {target}/onnx")
     else:
-        print(f"exporting the encoder to ONNX (int8) into {target}/onnx ...")
+        print(f"exporting the encoder to ONNX, quantised, into {target}/onnx (about a minute) ...")
         build_e5_onnx(target)
         print(f"ONNX encoder ready at {target}/onnx")
     return 0
@@ -278,18 +278,25 @@ def cmd_ask(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from rag.bench import run_retrieval_bench
+    from rag.bench.retrieval import run_retrieval_bench
 
     settings = _settings(args)
+    if args.what == "speed":
+        from rag.bench.speed import run_speed_bench
+
+        if args.data:
+            settings.data_dir = Path(args.data)
+        run_speed_bench(settings, args.part, args.answers, Path(args.set), args.json)
+        return 0
     if args.what == "answer":
-        from rag.bench_answer import run_answer_bench
+        from rag.bench.answer import run_answer_bench
 
         if args.data:
             settings.data_dir = Path(args.data)
         run_answer_bench(settings, Path(args.set), args.xquad, not args.no_baseline, args.limit, args.json)
         return 0
     if args.what == "brief":
-        from rag.bench_brief import run_brief_bench
+        from rag.bench.brief import run_brief_bench
 
         modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
         if not modes or set(modes) - {"extract", "rendered", "write"}:
@@ -461,8 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("bench", help="benchmarks that print figures")
-    s.add_argument("what", choices=["retrieval", "answer", "brief"])
-    s.add_argument("--set", default="evals/questions.jsonl", help="answer: the question set")
+    s.add_argument("what", choices=["retrieval", "answer", "brief", "speed"])
+    s.add_argument("--set", default="evals/questions.jsonl", help="answer, speed: the question set")
     s.add_argument("--xquad", type=int, default=20, help="answer: XQuAD questions to add (0 for none)")
     s.add_argument("--no-baseline", action="store_true", help="answer: skip llama-index's CitationQueryEngine")
     s.add_argument("--data", help="XQuAD folder parent (default RAG_DATA_DIR, ../shared/data)")
@@ -470,6 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--facts", default="evals/brief_facts.jsonl", help="brief: key facts per seed article")
     s.add_argument("--modes", default="extract,rendered,write", help="brief: modes to compare, comma-separated "
                    "(rendered: extract with RAG_BRIEF_ENGLISH=rendered)")
+    s.add_argument("--answers", type=int, default=10, help="speed: questions of --set through the answer chain "
+                   "(0 to skip)")
+    s.add_argument("--part", default="all", help=argparse.SUPPRESS)  # speed: one measurement, in a child process
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
     return p

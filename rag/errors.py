@@ -24,9 +24,11 @@ class IndexNotFound(RagError):
 
 class IndexMismatch(RagError):
     def __init__(self, index_dir, built_with: str, current: str):
+        back = {"st": "RAG_EMBED_RUNTIME=torch", "onnx-q8": "RAG_EMBED_RUNTIME=onnx"}.get(
+            built_with.split(":", 1)[0], "RAG_EMBED_BACKEND / RAG_EMBED_MODEL to what built it")
         super().__init__(
             f"the index at {index_dir}/ was built with embedder {built_with!r} but the current embedder is "
-            f"{current!r}: rebuild it with `rag ingest --rebuild seeds/` or set RAG_EMBEDDER back"
+            f"{current!r}: rebuild it with `rag ingest --rebuild seeds/` (and your other sources), or set {back}"
         )
 
 

@@ -459,7 +459,7 @@ def write_outputs(run: dict, comparison: dict | None, out_dir: Path) -> None:
 def xquad_questions(data_dir: Path, n: int, langs: tuple[str, ...] = ("ar", "en")) -> tuple[list[dict], list[dict]]:
     """n questions split over `langs`, one per XQuAD paragraph, with the paragraphs as articles; the gold
     span is the accepted answer and its paragraph the expected source."""
-    from rag.bench import load_xquad
+    from rag.datasets import load_xquad
 
     per_lang = max(n // len(langs), 1)
     articles, questions = load_xquad(data_dir, limit=per_lang)

@@ -1,4 +1,4 @@
-from rag.bench_answer import format_report, run_chain
+from rag.bench.answer import format_report, run_chain
 
 
 def test_run_chain_scores_a_fake_chain():

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.bench_brief import (
+from rag.bench.brief import (
     briefing_quality,
     fact_coverage,
     format_table,

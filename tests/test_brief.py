@@ -213,7 +213,7 @@ def test_extract_mode_quotes_chosen_sentences_with_citations_and_calls_no_model_
     assert "بحسب" not in floods.summary  # one outlet: no attribution needed
     assert strike.headline == "title strike_a" and any(f.kind == "extractive" for f in strike.flags)
     assert "extractive" not in render(b, "md")  # how it was made is in the record, not a warning to the reader
-    from rag.bench_brief import unsupported_sentences
+    from rag.bench.brief import unsupported_sentences
 
     assert unsupported_sentences(b) == []
 
@@ -249,13 +249,13 @@ def test_english_extract_asserts_checked_renderings_and_quotes_the_arabic_of_the
     assert "unverified_name" in why and "unsupported_figure" in why  # kept in the record, not shown
     assert "Gaza" not in render(b, "md")
     assert all(f"[{c.n}]" in strike.summary for c in strike.citations)
-    from rag.bench_brief import unsupported_sentences
+    from rag.bench.brief import unsupported_sentences
 
     assert unsupported_sentences(b) == []  # the benchmark's check, on the finished record
 
 
 def test_english_facts_quote_the_arabic_with_only_what_code_can_check_in_english(day):
-    from rag.bench_brief import unsupported_sentences
+    from rag.bench.brief import unsupported_sentences
 
     store, _ = day
     llm = TranslatorLLM({"القائم": "US aircraft struck faction sites near al-Qaim on the Iraqi-Syrian border",

@@ -253,7 +253,7 @@ def test_fast_eval_of_the_seed_set_with_fakes_passes_its_committed_baseline(fake
 
 
 def test_xquad_mode_scores_the_same_metrics_beside_the_seed_set(fake_eval, tmp_path, capsys):
-    from tests.test_bench import _tiny_xquad
+    from tests.test_bench_retrieval import _tiny_xquad
 
     xquad = _tiny_xquad(tmp_path / "data") / "xquad"  # XQuAD's format, in miniature
     assert main(["eval", "--set", str(fake_eval), "--xquad", str(xquad), "--limit", "4", "--no-baseline",

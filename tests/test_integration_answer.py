@@ -76,7 +76,7 @@ def test_briefing_of_one_day_on_the_real_model_cites_that_days_article(chain):
     assert story.headline and story.citations and all(c.article_id == "000_ad9f9cb34ae7b81f" for c in story.citations)
     assert all(f.kind != "invalid_citation" for f in story.flags)
     # In English every sentence is the model's checked rendering or the Arabic quoted: none is unsupported.
-    from rag.bench_brief import unsupported_sentences
+    from rag.bench.brief import unsupported_sentences
 
     english = briefer.brief(date="2021-06-28", lang="en")
     assert english.stories[0].citations and unsupported_sentences(english) == []
@@ -85,7 +85,7 @@ def test_briefing_of_one_day_on_the_real_model_cites_that_days_article(chain):
 def test_story_grouping_on_real_vectors_joins_second_reports_and_keeps_events_apart(tmp_path):
     """The tuned threshold on e5 vectors: the two second reports in evals/same_event join their seed
     article; no two seed articles (different events) are joined."""
-    from rag.bench_brief import grouping_figures
+    from rag.bench.brief import grouping_figures
     from tests.conftest import ROOT
 
     settings = Settings()

@@ -103,6 +103,11 @@ def test_mismatched_embedder_is_refused(tmp_path, embedder):
         FaissStore.open(tmp_path, "st:another-model")
 
 
+def test_a_mismatch_names_the_setting_that_built_the_index():
+    assert "RAG_EMBED_RUNTIME=torch" in str(IndexMismatch("index", "st:multilingual-e5-small", "onnx-q8:e5"))
+    assert "RAG_EMBED_RUNTIME=onnx" in str(IndexMismatch("index", "onnx-q8:e5", "st:e5"))
+
+
 def test_dimension_mismatch_is_refused(tmp_path, embedder):
     store = FaissStore(tmp_path, embedder.name)
     _put(store, "a", ["alpha"], embedder)

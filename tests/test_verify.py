@@ -66,6 +66,16 @@ def test_english_answers_are_asserted_only_when_the_sentence_bears_them_out():
     assert text == "" and flags[0].kind == "copied_question"
 
 
+def test_a_mis_rendering_of_the_questions_own_entity_is_not_an_answer():
+    """Measured: "Khatib al-Shuhada" (كتائب ... الشهداء) was asserted as the spokesman of Kataib Sayyid al-Shuhada."""
+    sentence = ('وقال المتحدث باسم "الكتائب"، كاظم الفرطوسي، لوكالة "شفق نيوز" المحلية العراقية اليوم، إن '
+                '"المقاومة الإسلامية العراقية رفضت بشدة أي وساطات"')
+    question = "Who is the spokesman of Kataib Sayyid al-Shuhada?"
+    text, flags = render_english("The spokesman of Kataib Sayyid al-Shuhada is Khatib al-Shuhada.", sentence, question)
+    assert text == "" and flags
+    assert render_english("Kazim al-Fartousi", sentence, question)[0] == "Kazim al-Fartousi"
+
+
 def test_dates_in_english_answers_are_the_sentences_rendered_by_code():
     sentence = "ووقعت الضربات في الساعة الثانية من فجر الإثنين، 28 حزيران/يونيو، واستهدفت مواقع"
     assert render_english("June 28", sentence, "On what date did the strikes happen?")[0] == "28 June"

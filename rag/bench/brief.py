@@ -80,7 +80,7 @@ def xquad_corpus(data_dir: Path, articles: int = 6, per_article: int = 5) -> tup
     """A second corpus the briefing was never tuned on: the first paragraph of `articles` XQuAD articles spread
     over the set, as undated articles; each paragraph's distinct short answers (at most 3 words, Arabic and
     English of the same question) as its key facts."""
-    from rag.bench import load_xquad
+    from rag.datasets import load_xquad
     from rag.verify import numbers
 
     paragraphs, questions = load_xquad(data_dir)

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from rag.bench import format_table, load_xquad, recall_table, run_retrieval_bench
+from rag.bench.retrieval import format_table, recall_table, run_retrieval_bench
+from rag.datasets import load_xquad
 from rag.errors import BadInput
 from rag.settings import Settings
 
