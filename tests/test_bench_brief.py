@@ -89,3 +89,14 @@ def test_the_xquad_corpus_has_short_facts_in_both_languages(settings_data_dir=RO
     assert {f["article"] for f in facts} <= {a["id"] for a in articles}
     with pytest.raises(BadInput, match="XQuAD not found"):
         xquad_corpus(Path("/nonexistent"))
+
+
+def test_repeats_are_judged_on_what_a_line_says_not_on_its_english_wrapper():
+    from rag.bench.brief import what_it_says
+
+    line = "According to Reuters: in Arabic: «قال المتحدث «لا وساطة» اليوم» (figures: 1) [2]."
+    assert what_it_says(line) == "قال المتحدث «لا وساطة» اليوم"
+    assert what_it_says("In Arabic: «الرقم الأولي» (figures: 1)") == "الرقم الأولي"
+    arabic = "قال المتحدث «لا وساطة» اليوم [1]."  # an Arabic summary sentence is judged whole
+    assert what_it_says(arabic) == arabic
+
