@@ -570,7 +570,8 @@ def _new_name(name: str, sentence: str, question: str) -> bool:
     words = name_words(name)
     if not words or normalize_for_search(name) in normalize_for_search(question):
         return False
-    if all(_renders_a_question_name(word, sentence, question) for word in words):
+    asked = [w for q_name in question_names(question) for w in name_words(q_name)]
+    if all(_renders_a_question_name(word, sentence, asked) for word in words):
         return False  # "Khatib al-Shuhada" for Kataib Sayyid al-Shuhada: the question's entity, mis-rendered
     where = find_in_arabic(" ".join(words), sentence)
     if where is None:
@@ -580,10 +581,9 @@ def _new_name(name: str, sentence: str, question: str) -> bool:
     return not all(has_term_word(w, asked) for w in rendered)
 
 
-def _renders_a_question_name(word: str, sentence: str, question: str) -> bool:
-    """Whether a word of an answer's name is one of the question's names, as written or as a rendering of the
-    same Arabic word of the sentence."""
-    asked = [w for q_name in question_names(question) for w in name_words(q_name)]
+def _renders_a_question_name(word: str, sentence: str, asked: list[str]) -> bool:
+    """Whether a word of an answer's name is one of the words of the question's names (`asked`), as written or as
+    a rendering of the same Arabic word of the sentence."""
     if normalize_for_search(word) in {normalize_for_search(w) for w in asked}:
         return True
     where = find_in_arabic(word, sentence)

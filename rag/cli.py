@@ -281,18 +281,16 @@ def cmd_bench(args) -> int:
     from rag.bench.retrieval import run_retrieval_bench
 
     settings = _settings(args)
+    if args.data:
+        settings.data_dir = Path(args.data)
     if args.what == "speed":
         from rag.bench.speed import run_speed_bench
 
-        if args.data:
-            settings.data_dir = Path(args.data)
         run_speed_bench(settings, args.part, args.answers, Path(args.set), args.json)
         return 0
     if args.what == "answer":
         from rag.bench.answer import run_answer_bench
 
-        if args.data:
-            settings.data_dir = Path(args.data)
         run_answer_bench(settings, Path(args.set), args.xquad, not args.no_baseline, args.limit, args.json)
         return 0
     if args.what == "brief":
@@ -301,11 +299,9 @@ def cmd_bench(args) -> int:
         modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
         if not modes or set(modes) - {"extract", "rendered", "write"}:
             raise BadInput(f"--modes takes extract, rendered and/or write, comma-separated; got {args.modes!r}")
-        if args.data:
-            settings.data_dir = Path(args.data)
         run_brief_bench(settings, Path("seeds"), Path("evals/same_event"), Path(args.facts), args.json, modes)
         return 0
-    run_retrieval_bench(settings, data_dir=Path(args.data) if args.data else settings.data_dir,
+    run_retrieval_bench(settings, data_dir=settings.data_dir,
                         as_json=args.json, limit=args.limit)
     return 0
 

@@ -26,3 +26,9 @@ def load_xquad(data_dir: Path, limit: int | None = None):
             questions["ar"] += [(q["question"], article_id, q["answers"][0]["text"]) for q in p_ar["qas"]]
             questions["en"] += [(q["question"], article_id, q["answers"][0]["text"]) for q in p_en["qas"]]
     return articles, questions
+
+
+def write_articles_jsonl(articles: list[dict], path: Path) -> Path:
+    """Articles ({"id", "text", ...}) as a JSONL file `rag ingest` reads: how a dataset becomes an index."""
+    path.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8")
+    return path

@@ -481,13 +481,13 @@ def xquad_chain(settings, embedder, llm, articles: list[dict]):
     import tempfile
 
     from rag.answer import AnswerChain
+    from rag.datasets import write_articles_jsonl
     from rag.ingest import Ingestor
     from rag.retrieve import HybridRetriever
     from rag.store import FaissStore
 
     with tempfile.TemporaryDirectory(prefix="rag-xquad-") as tmp:
-        src = Path(tmp) / "xquad.jsonl"
-        src.write_text("\n".join(json.dumps(a, ensure_ascii=False) for a in articles), encoding="utf-8")
+        src = write_articles_jsonl(articles, Path(tmp) / "xquad.jsonl")
         store = FaissStore(Path(tmp) / "index", embedder.name)
         Ingestor.from_settings(store, embedder, settings).ingest([src])
         yield AnswerChain.from_settings(HybridRetriever.from_settings(store, embedder, settings), llm, settings)

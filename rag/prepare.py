@@ -347,16 +347,17 @@ def build_e5_onnx(folder: Path) -> Path:
                 blockwise = MatMulNBitsQuantizer(onnx.load(str(tmp / "attention-int8.onnx")), bits=8,
                                                  block_size=E5_ONNX_BLOCK, is_symmetric=True, accuracy_level=4)
                 blockwise.process()
+                ops = [node.op_type for node in blockwise.model.model.graph.node]
+                layers = bert.config.num_hidden_layers
+                # an exporter or optimiser that changes the graph's shape would silently leave layers in fp32
+                if ops.count("MatMulNBits") != 3 * layers or ops.count("QAttention") != layers or "MatMul" in ops:
+                    raise RuntimeError(f"the quantised ONNX encoder has an unexpected shape "
+                                       f"({ops.count('MatMulNBits')} block-quantised layers, "
+                                       f"{ops.count('QAttention')} attention layers)")
                 blockwise.model.save_model_to_file(str(tmp / E5_ONNX_FILE), False)
                 (tmp / "attention-int8.onnx").unlink()
         finally:
             root.setLevel(level)
-        ops = [node.op_type for node in onnx.load(str(tmp / E5_ONNX_FILE)).graph.node]
-        layers = bert.config.num_hidden_layers
-        # an exporter or optimiser that changes the graph's shape would silently leave layers in fp32
-        if ops.count("MatMulNBits") != 3 * layers or ops.count("QAttention") != layers or "MatMul" in ops:
-            raise RuntimeError(f"the quantised ONNX encoder has an unexpected shape ({ops.count('MatMulNBits')} "
-                               f"block-quantised layers, {ops.count('QAttention')} attention layers)")
         (tmp / "RAG_VERSION").write_text(E5_ONNX_VERSION + "\n")
     return target
 

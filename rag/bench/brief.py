@@ -210,6 +210,7 @@ def _briefings(settings, store, llm, embedder, facts, modes, langs, label, out) 
 
 def run_brief_bench(settings, seeds: Path, pairs_dir: Path, facts_file: Path, as_json: bool = False,
                     modes: tuple[str, ...] = ("extract", "rendered", "write"), out=sys.stdout) -> dict:
+    from rag.datasets import write_articles_jsonl
     from rag.embed import make_embedder
     from rag.ingest import Ingestor
     from rag.llm import make_chat_model
@@ -234,8 +235,7 @@ def run_brief_bench(settings, seeds: Path, pairs_dir: Path, facts_file: Path, as
         except BadInput as exc:
             progress.write(f"  XQuAD corpus skipped: {exc}\n")
         else:
-            src = Path(tmp) / "xquad.jsonl"
-            src.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8")
+            src = write_articles_jsonl(articles, Path(tmp) / "xquad.jsonl")
             x_store = FaissStore(Path(tmp) / "xquad", embedder.name)
             Ingestor.from_settings(x_store, embedder, settings).ingest([src])
             results["runs"].update(_briefings(settings, x_store, llm, embedder, xfacts, modes, ("ar", "en"),

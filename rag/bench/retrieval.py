@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.datasets import load_xquad
+from rag.datasets import load_xquad, write_articles_jsonl
 from rag.settings import Settings
 
 
@@ -85,8 +85,7 @@ def run_retrieval_bench(settings: Settings, data_dir: Path, as_json: bool = Fals
     emb = _MemoQueries(base_embedder)
     k = 10
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
-        src = Path(tmp) / "xquad-ar.jsonl"
-        src.write_text("\n".join(json.dumps(a, ensure_ascii=False) for a in articles) + "\n")
+        src = write_articles_jsonl(articles, Path(tmp) / "xquad-ar.jsonl")
         store = FaissStore(Path(tmp) / "index", emb.name)
         report = Ingestor.from_settings(store, emb, settings,
                                         progress=not as_json and out is sys.stdout and sys.stderr.isatty()).ingest([src])

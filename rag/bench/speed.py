@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.datasets import load_xquad
+from rag.datasets import load_xquad, write_articles_jsonl
 from rag.errors import BadInput
 from rag.settings import Settings
 
@@ -49,19 +49,19 @@ def _corpus(settings: Settings, tmp: Path) -> tuple[list[Path], list[str], dict,
 
         timed = [q["question"] for q in load_question_set(Path("evals/questions.jsonl"))]
         return [Path("seeds")], timed, {}, "seeds/ (XQuAD absent)"
-    src = tmp / "xquad-ar.jsonl"
-    src.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in articles), encoding="utf-8")
+    src = write_articles_jsonl(articles, tmp / "xquad-ar.jsonl")
     timed = [q for lang in ("ar", "en") for q, _, _ in questions[lang][:QUERIES_PER_LANG]]
     return [src], timed, questions, f"XQuAD ({len(articles)} Arabic paragraphs)"
 
 
 def recall_at_1(retriever, questions: dict) -> dict:
     """Hybrid retrieval's R@1 per language: the quality a faster configuration must keep."""
+    from rag.bench.retrieval import recall_table
+
     out = {}
     for lang, rows in questions.items():
         hits = retriever.retrieve_many([q for q, _, _ in rows], k=1)
-        out[lang] = round(sum(bool(h) and h[0].article_id == gold for h, (_, gold, _) in zip(hits, rows, strict=True))
-                          / max(len(rows), 1), 3)
+        out[lang] = recall_table([[h.article_id for h in hs] for hs in hits], [gold for _, gold, _ in rows])["R@1"]
     return out
 
 
