@@ -25,9 +25,9 @@ def _print_json(obj) -> None:
 
 
 def _open_store(settings, embedder, create=False):
-    from rag.store import FaissStore
+    from rag.store import open_store
 
-    return FaissStore.open(settings.index_dir, embedder.name, create=create)
+    return open_store(settings, embedder.name, create=create)
 
 
 def cmd_setup(args) -> int:
@@ -66,10 +66,10 @@ def cmd_ingest(args) -> int:
 
 def _ingest_locked(args, settings, embedder) -> int:
     from rag.ingest import Ingestor
-    from rag.store import FaissStore
+    from rag.store import fresh_store
 
     if args.rebuild:
-        store = FaissStore.fresh(settings.index_dir, embedder.name)
+        store = fresh_store(settings, embedder.name)
     else:
         store = _open_store(settings, embedder, create=True)
     ingestor = Ingestor.from_settings(store, embedder, settings, progress=not args.json and sys.stderr.isatty())
@@ -124,19 +124,40 @@ def _embedder_identity(settings):
 
 
 def cmd_index(args) -> int:
-    """`rag index check`: every generation's checksums, structure and counts; `rag index repair`: make the newest
-    intact generation current (under the write lock, with one atomic rename)."""
-    from rag.store import FaissStore, check_generation, generations, point_current_at, write_lock
+    """`rag index check`: every commit's checksums, structure and counts; `rag index repair`: make the newest
+    intact commit current (under the write lock, with one atomic rename); `rag index compact`: merge every segment
+    into one without removed articles."""
+    from rag.store import (
+        check_generation,
+        generations,
+        open_store,
+        point_current_at,
+        store_exists,
+        write_lock,
+    )
 
     settings = _settings(args)
-    if not FaissStore.exists(settings.index_dir):
+    if not store_exists(settings):
         from rag.errors import IndexNotFound
 
         raise IndexNotFound(settings.index_dir)
     name = _embedder_identity(settings).name
     with write_lock(settings.index_dir, settings.ingest_wait_for_lock):
+        if args.action == "compact":
+            store = open_store(settings, name)
+            before = store.stats()["segments"]
+            store.compact()
+            after = store.stats()
+            message = (f"{before} segments -> {after['segments']}: {after['articles']} articles, {after['chunks']} "
+                       f"chunks ({store.describe()})")
+            if args.json:
+                _print_json({"index_dir": str(settings.index_dir), "segments_before": before,
+                             "segments_after": after["segments"], "search": store.describe()})
+            else:
+                print(message)
+            return 0
         current = (settings.index_dir / "CURRENT").read_text().strip()
-        rows = [{"generation": g.name, "current": g.name == current,
+        rows = [{"generation": g.stem, "current": g.stem == current,
                  "problem": check_generation(settings.index_dir, g, name)} for g in generations(settings.index_dir)]
         if current not in [r["generation"] for r in rows]:
             rows.append({"generation": current, "current": True, "problem": "missing"})
@@ -293,6 +314,13 @@ def cmd_bench(args) -> int:
 
         run_answer_bench(settings, Path(args.set), args.xquad, not args.no_baseline, args.limit, args.json)
         return 0
+    if args.what == "scale":
+        from rag.bench.scale import run_scale_bench
+
+        sizes = [int(float(x)) for x in args.sizes.split(",") if x.strip()]
+        run_scale_bench(settings, sizes, [b.strip() for b in args.backends.split(",") if b.strip()], args.part,
+                        Path(args.plot) if args.plot else None, args.json)
+        return 0
     if args.what == "brief":
         from rag.bench.brief import run_brief_bench
 
@@ -365,10 +393,10 @@ def cmd_eval(args) -> int:
 
 def cmd_serve(args) -> int:
     from rag.api import serve
-    from rag.store import FaissStore
+    from rag.store import store_exists
 
     settings = _settings(args)
-    if not FaissStore.exists(settings.index_dir):
+    if not store_exists(settings):
         print(f"note: no index at {settings.index_dir}/ yet; run `rag ingest seeds/` (the app will say so too)",
               file=sys.stderr)
     serve(args.host, args.port, settings)
@@ -396,8 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_remove)
 
-    s = sub.add_parser("index", help="check the index's generations, or repair a damaged current one")
-    s.add_argument("action", choices=["check", "repair"])
+    s = sub.add_parser("index", help="check the index's generations, repair a damaged current one, or compact it")
+    s.add_argument("action", choices=["check", "repair", "compact"])
     s.add_argument("--index")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_index)
@@ -464,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("bench", help="benchmarks that print figures")
-    s.add_argument("what", choices=["retrieval", "answer", "brief", "speed"])
+    s.add_argument("what", choices=["retrieval", "answer", "brief", "speed", "scale"])
     s.add_argument("--set", default="evals/questions.jsonl", help="answer, speed: the question set")
     s.add_argument("--xquad", type=int, default=20, help="answer: XQuAD questions to add (0 for none)")
     s.add_argument("--no-baseline", action="store_true", help="answer: skip llama-index's CitationQueryEngine")
@@ -475,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(rendered: extract with RAG_BRIEF_ENGLISH=rendered)")
     s.add_argument("--answers", type=int, default=10, help="speed: questions of --set through the answer chain "
                    "(0 to skip)")
+    s.add_argument("--sizes", default="1e3,1e4,1e5", help="scale: index sizes in chunks, comma-separated")
+    s.add_argument("--backends", default="local", help="scale: stores to measure, comma-separated")
+    s.add_argument("--plot", default="docs/bench-scale.png", help="scale: where to write the log-log plot")
     s.add_argument("--part", default="all", help=argparse.SUPPRESS)  # speed: one measurement, in a child process
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)

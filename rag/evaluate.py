@@ -484,11 +484,11 @@ def xquad_chain(settings, embedder, llm, articles: list[dict]):
     from rag.datasets import write_articles_jsonl
     from rag.ingest import Ingestor
     from rag.retrieve import HybridRetriever
-    from rag.store import FaissStore
+    from rag.store import LocalStore
 
     with tempfile.TemporaryDirectory(prefix="rag-xquad-") as tmp:
         src = write_articles_jsonl(articles, Path(tmp) / "xquad.jsonl")
-        store = FaissStore(Path(tmp) / "index", embedder.name)
+        store = LocalStore(Path(tmp) / "index", embedder.name)
         Ingestor.from_settings(store, embedder, settings).ingest([src])
         yield AnswerChain.from_settings(HybridRetriever.from_settings(store, embedder, settings), llm, settings)
 
@@ -506,12 +506,12 @@ def run_eval(settings, question_set: Path, limit: int | None = None, xquad: Path
     from rag.embed import make_embedder
     from rag.llm import make_chat_model
     from rag.retrieve import HybridRetriever
-    from rag.store import FaissStore
+    from rag.store import open_store
 
     questions = load_question_set(question_set)[:limit]
     if chain is None:
         embedder = make_embedder(settings)
-        store = FaissStore.open(settings.index_dir, embedder.name)
+        store = open_store(settings, embedder.name)
         chain = AnswerChain.from_settings(HybridRetriever.from_settings(store, embedder, settings),
                                           make_chat_model(settings), settings)
     grader = None

@@ -6,66 +6,17 @@ question shares no words with Arabic text, and fusing its lexical noise in wreck
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 
 from rag.arabic import detect_language, strip_invisible, tokenize_for_search
 from rag.errors import BadInput, QuestionTooLong
 from rag.records import Hit
+from rag.store import Filters
 
 # The hard ceiling; the service applies RAG_MAX_QUESTION_CHARS (default 2000) before any model runs.
 MAX_QUESTION_CHARS = 100_000
-
-
-class BM25:
-    """Okapi BM25 over pre-tokenised documents (small enough here to keep postings in dicts)."""
-
-    def __init__(self, docs: list[list[str]], k1: float = 1.2, b: float = 0.75):
-        if k1 < 0 or not 0 <= b <= 1:
-            raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}")
-        self.k1, self.b = k1, b
-        self.n = len(docs)
-        self.lengths = [len(d) for d in docs]
-        self.avg_len = (sum(self.lengths) / self.n) if self.n else 0.0
-        self.postings: dict[str, list[tuple[int, int]]] = {}
-        for i, doc in enumerate(docs):
-            for term, tf in Counter(doc).items():
-                self.postings.setdefault(term, []).append((i, tf))
-        self.idf = {t: math.log(1 + (self.n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self.postings.items()}
-
-    def scores(self, query: list[str]) -> dict[int, float]:
-        out: dict[int, float] = {}
-        for term in set(query):
-            idf = self.idf.get(term)
-            if idf is None:
-                continue
-            for i, tf in self.postings[term]:
-                norm = tf + self.k1 * (1 - self.b + self.b * self.lengths[i] / self.avg_len)
-                out[i] = out.get(i, 0.0) + idf * tf * (self.k1 + 1) / norm
-        return out
-
-
-@dataclass(frozen=True)
-class Filters:
-    source: str | None = None
-    since: str | None = None  # ISO dates, inclusive
-    until: str | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.source or self.since or self.until)
-
-    def allows(self, article) -> bool:
-        if self.source and self.source.casefold() not in (article.source or "").casefold():
-            return False
-        if (self.since or self.until) and not article.date:
-            return False
-        if self.since and article.date < self.since:
-            return False
-        return not (self.until and article.date > self.until)
 
 
 class HybridRetriever:
@@ -94,10 +45,6 @@ class HybridRetriever:
         self.sentence_weight = sentence_weight
         self.mode = mode
         self.fusion = fusion
-        self._bm25: BM25 | None = None
-        self._bm25_version = -1
-        self._bm25_ids: list[str] = []
-        self._chunk_lang: dict[str, str] = {}
 
     @classmethod
     def from_settings(cls, store, embedder, settings, **overrides) -> HybridRetriever:
@@ -106,15 +53,6 @@ class HybridRetriever:
                       fusion=settings.fusion)
         kwargs.update(overrides)
         return cls(store, embedder, **kwargs)
-
-    def _lexical(self) -> BM25:
-        if self._bm25 is None or self._bm25_version != self.store.version:
-            chunks = self.store.chunks()
-            self._bm25_ids = [c.id for c in chunks]
-            self._bm25 = BM25([tokenize_for_search(c.text) for c in chunks])
-            self._chunk_lang = {c.id: detect_language(c.text) for c in chunks}
-            self._bm25_version = self.store.version
-        return self._bm25
 
     def retrieve(self, question: str, k: int | None = None, filters: Filters | None = None,
                  query_vector: np.ndarray | None = None) -> list[Hit]:
@@ -128,30 +66,20 @@ class HybridRetriever:
         for q in questions:
             check_question(q)
         filters = filters or Filters()
-        pool = len(self.store) if filters else max(self.candidates, k)
+        pool = max(self.candidates, k)
         dense_lists: list[list[tuple[str, float]]] = [[] for _ in questions]
         if self.mode != "bm25":
             if query_vectors is None:
                 query_vectors = self.embedder.embed_queries(questions)
-            dense_lists = self.store.search(query_vectors, pool, self.sentence_weight)
+            dense_lists = self.store.search(query_vectors, pool, self.sentence_weight, filters=filters)
         return [self._fuse(q, dense, k, pool, filters) for q, dense in zip(questions, dense_lists, strict=True)]
 
     def _fuse(self, question: str, dense: list[tuple[str, float]], k: int, pool: int, filters: Filters) -> list[Hit]:
-        allowed = (lambda cid: filters.allows(self.store.article(self.store.chunk(cid).article_id))) if filters else None
-        dense = [(c, s) for c, s in dense if allowed is None or allowed(c)]
         lexical: list[tuple[str, float]] = []
-        q_lang = detect_language(question)
         if self.mode != "dense" and (self.mode == "bm25" or self.bm25_weight > 0):
-            bm25 = self._lexical()
-            scored = sorted(bm25.scores(tokenize_for_search(question)).items(), key=lambda x: -x[1])
-            for i, s in scored:
-                cid = self._bm25_ids[i]
-                if self.mode == "hybrid" and self._chunk_lang[cid] != q_lang:
-                    continue  # lexical match across languages is noise
-                if allowed is None or allowed(cid):
-                    lexical.append((cid, s))
-                if len(lexical) >= pool:
-                    break
+            # In hybrid mode only passages in the question's language: lexical match across languages is noise.
+            lang = detect_language(question) if self.mode == "hybrid" else None
+            lexical = self.store.lexical_search(tokenize_for_search(question), pool, lang=lang, filters=filters)
         fused: dict[str, float] = {}
         parts: dict[str, dict[str, float]] = {}
         weights = {"dense": 1.0 if self.mode != "bm25" else 0.0,

@@ -150,12 +150,12 @@ class Service:
 
     def store(self):
         """The index as last committed: reopened when another writer (CLI, upload) made a new generation."""
-        from rag.store import FaissStore
+        from rag.store import open_store
 
         with self._lock:
             generation = self._current_generation()
             if self._store is None or generation != self._generation:
-                self._store = FaissStore.open(self.settings.index_dir, self._embedder_name())
+                self._store = open_store(self.settings, self._embedder_name())
                 self._generation, self._retriever = generation, None
             return self._store
 
@@ -211,7 +211,7 @@ class Service:
                  until: str | None = None) -> Retrieval:
         """Passages only: no generation slot, so a search is never stuck behind an answer being written."""
         from rag.arabic import detect_language
-        from rag.retrieve import Filters
+        from rag.store import Filters
 
         question = self.check_question(question)
         hits = self.retriever().retrieve(question, k=k, filters=Filters(source=source, since=since, until=until))
@@ -297,20 +297,20 @@ class Service:
 
     def _ingest_staged(self, paths: list[Path]) -> IngestReport:
         from rag.ingest import Ingestor
-        from rag.store import FaissStore, write_lock
+        from rag.store import open_store, write_lock
 
         with write_lock(self.settings.index_dir, self.settings.ingest_wait_for_lock):
-            store = FaissStore.open(self.settings.index_dir, self.embedder().name, create=True)
+            store = open_store(self.settings, self.embedder().name, create=True)
             return Ingestor.from_settings(store, self.embedder(), self.settings).ingest(paths)
 
     def remove(self, article_id: str) -> None:
-        from rag.store import FaissStore, write_lock
+        from rag.store import open_store, write_lock
 
         article_id = (article_id or "").strip()
         if not article_id:
             raise BadInput("give the id of the article to remove (see the library)")
         with write_lock(self.settings.index_dir, self.settings.ingest_wait_for_lock):
-            store = FaissStore.open(self.settings.index_dir, self._embedder_name())
+            store = open_store(self.settings, self._embedder_name())
             if not store.remove_article(article_id):
                 raise NotFound(f"no article {article_id!r} in the index")
             store.save()

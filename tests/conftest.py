@@ -50,9 +50,9 @@ def _indexed(folder, embedder, *paths):
     from rag.chunk import ArabicChunker
     from rag.ingest import Ingestor
     from rag.retrieve import HybridRetriever
-    from rag.store import FaissStore
+    from rag.store import LocalStore
 
-    store = FaissStore(folder / "index", embedder.name)
+    store = LocalStore(folder / "index", embedder.name)
     Ingestor(store, embedder, ArabicChunker()).ingest(list(paths))
     return HybridRetriever(store, embedder)
 

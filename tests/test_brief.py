@@ -8,7 +8,7 @@ from rag.cli import main
 from rag.errors import BadInput
 from rag.ingest import Ingestor
 from rag.records import Briefing
-from rag.store import FaissStore
+from rag.store import LocalStore
 from tests.fakes import QueueLLM, SummaryLLM
 
 STRIKE = ("قصفت طائرات أمريكية مواقع لفصائل مسلحة قرب مدينة القائم على الحدود العراقية السورية فجر الإثنين. "
@@ -35,7 +35,7 @@ def day(tmp_path, embedder):
     _write(folder, "floods", FLOODS, "2021-06-28", "Outlet C")
     _write(folder, "older", FLOODS.replace("جدة", "الرياض"), "2021-06-01", "Outlet C")
     _write(folder, "undated", "مقال بلا تاريخ عن اجتماع وزراء الخارجية العرب في القاهرة لبحث الأزمة.", "", "Outlet D")
-    store = FaissStore(tmp_path / "index", embedder.name)
+    store = LocalStore(tmp_path / "index", embedder.name)
     Ingestor(store, embedder, ArabicChunker()).ingest([folder])
     return store, folder
 
@@ -225,7 +225,7 @@ def test_extract_mode_never_repeats_a_sentence_across_stories_and_skips_page_fur
     _write(folder, "a", STRIKE + "\n" + tweet, "2021-06-28", "Outlet A")
     _write(folder, "b", FLOODS + "\n" + STRIKE.split(". ")[1] + ".\nالمصدر : وكالات\nقصص ذات صلة بالسيول والأمطار "
            "في مدن المملكة خلال الأسبوع الماضي.", "2021-06-28", "Outlet C")
-    store = FaissStore(tmp_path / "index", embedder.name)
+    store = LocalStore(tmp_path / "index", embedder.name)
     Ingestor(store, embedder, ArabicChunker()).ingest([folder])
     b = Briefer(store, QueueLLM(), group_threshold=0.99, mode="extract").brief(date="2021-06-28")
     text = " ".join(s.summary for s in b.stories)
@@ -290,7 +290,7 @@ def test_a_story_says_where_its_outlets_give_different_figures(tmp_path, embedde
     folder.mkdir()
     _write(folder, "strike_a", STRIKE, "2021-06-28", "Outlet A")
     _write(folder, "strike_b", STRIKE_OTHER_OUTLET.replace("مقتل خمسة", "مقتل أربعة"), "2021-06-28", "Outlet B")
-    store = FaissStore(tmp_path / "index", embedder.name)
+    store = LocalStore(tmp_path / "index", embedder.name)
     Ingestor(store, embedder, ArabicChunker()).ingest([folder])
     [story] = briefer(store, QueueLLM(), mode="extract").brief(date="2021-06-28").stories
     [differ] = [f for f in story.flags if f.kind == "outlets_differ"]
@@ -304,7 +304,7 @@ def test_a_clause_ending_in_a_semicolon_is_one_sentence_with_what_follows(tmp_pa
     text = ("وأمهلت ميليشيا عصائب أهل الحق التي يقودها قيس الخزعلي المقرب من طهران؛ الحكومة العراقية 48 ساعة "
             "للإفراج عن عناصرها. " + FLOODS)
     _write(folder, "deadline", text, "2021-06-28", "Outlet A")
-    store = FaissStore(tmp_path / "index", embedder.name)
+    store = LocalStore(tmp_path / "index", embedder.name)
     Ingestor(store, embedder, ArabicChunker()).ingest([folder])
     [story] = briefer(store, QueueLLM(), mode="extract").brief(date="2021-06-28").stories
     assert "طهران؛ الحكومة العراقية 48 ساعة" in story.summary

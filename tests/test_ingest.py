@@ -2,7 +2,7 @@ import json
 
 from rag.chunk import ArabicChunker
 from rag.ingest import ArticleReader, Ingestor, clean_article_text
-from rag.store import FaissStore
+from rag.store import LocalStore
 
 
 def _read(*paths):
@@ -103,7 +103,7 @@ def test_seed_articles_are_cleaned(seeds_dir):
 
 
 def _ingestor(tmp_path, embedder):
-    store = FaissStore.open(tmp_path / "index", embedder.name, create=True)
+    store = LocalStore.open(tmp_path / "index", embedder.name, create=True)
     return Ingestor(store, embedder, ArabicChunker(max_words=40, max_tokens=200))
 
 
@@ -121,7 +121,7 @@ def test_reingest_unchanged_does_nothing_and_changed_replaces(tmp_path, embedder
     (src / "a.txt").write_text("نص جديد تماما عن كربلاء.", encoding="utf-8")
     changed = _ingestor(tmp_path, embedder).ingest([src])
     assert changed.updated == ["a"] and changed.unchanged == ["b"]
-    store = FaissStore.open(tmp_path / "index", embedder.name)
+    store = LocalStore.open(tmp_path / "index", embedder.name)
     assert [c.text for c in store.chunks_of("a")] == ["نص جديد تماما عن كربلاء."]
     assert len(store) == 2
 
@@ -132,11 +132,11 @@ def test_metadata_change_alone_updates_the_article(tmp_path, embedder):
     (tmp_path / "a.meta.json").write_text(json.dumps({"date": "2022-01-05"}))
     report = _ingestor(tmp_path, embedder).ingest([tmp_path / "a.txt"])
     assert report.updated == ["a"]
-    assert FaissStore.open(tmp_path / "index", embedder.name).article("a").date == "2022-01-05"
+    assert LocalStore.open(tmp_path / "index", embedder.name).article("a").date == "2022-01-05"
 
 
 def test_sentence_vectors_are_stored_for_multi_sentence_chunks(tmp_path, embedder):
     (tmp_path / "a.txt").write_text("الجملة الأولى عن بغداد. الجملة الثانية عن البصرة. قصير.", encoding="utf-8")
     _ingestor(tmp_path, embedder).ingest([tmp_path / "a.txt"])
-    store = FaissStore.open(tmp_path / "index", embedder.name)
+    store = LocalStore.open(tmp_path / "index", embedder.name)
     assert store.stats()["sentences"] == 2  # "قصير." is under min_sentence_words

@@ -18,7 +18,7 @@ from rag.cli import main
 from rag.errors import BadInput, IndexBusy, IndexWriteFailed, RagError
 from rag.ingest import ArticleReader, Ingestor, decode_text, safe_article_id
 from rag.retrieve import check_question
-from rag.store import FaissStore, write_lock
+from rag.store import LocalStore, write_lock
 from tests.fakes import HashEmbedder
 from tests.test_ui import service  # noqa: F401 - fixture
 
@@ -130,7 +130,7 @@ def test_unsafe_ids_and_duplicates_in_a_batch_are_reported_and_the_last_wins(tmp
         {"id": "../../etc/passwd", "text": TEXT},
         {"id": "same", "text": "النص الأول عن البصرة."},
         {"id": "same", "text": "النص الثاني عن البصرة."}]) + "\n", encoding="utf-8")
-    store = FaissStore(tmp_path / "index", "fake:hash")
+    store = LocalStore(tmp_path / "index", "fake:hash")
     report = Ingestor(store, HashEmbedder(), ArabicChunker()).ingest([feed])
     assert sorted(report.added) == ["____etc_passwd", "same"]
     notes = " | ".join(w.reason for w in report.warnings)
@@ -215,7 +215,7 @@ def test_kill_9_mid_ingest_keeps_every_committed_batch_and_a_rerun_skips_them(tm
         time.sleep(0.05)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    store = FaissStore.open(tmp_path / "index", fake_models.name)  # readable after the kill
+    store = LocalStore.open(tmp_path / "index", fake_models.name)  # readable after the kill
     committed = {a.id for a in store.articles()}
     assert 4 <= len(committed) < 12 and len(committed) % 2 == 0
     os.environ["RAG_INDEX_DIR"] = str(tmp_path / "index")
@@ -223,7 +223,7 @@ def test_kill_9_mid_ingest_keeps_every_committed_batch_and_a_rerun_skips_them(tm
         report = Ingestor.from_settings(store, fake_models, _settings(tmp_path)).ingest([source])
     finally:
         del os.environ["RAG_INDEX_DIR"]
-    final = {a.id for a in FaissStore.open(tmp_path / "index", fake_models.name).articles()}
+    final = {a.id for a in LocalStore.open(tmp_path / "index", fake_models.name).articles()}
     battery.count("data lost (committed articles missing)", len(committed - final))
     assert battery.case("fault: kill -9 mid-ingest (commit every 2)", "committed batches kept, rerun skips them",
                         f"{len(committed)} kept, rerun: {len(report.unchanged)} unchanged + {len(report.added)} "
@@ -241,44 +241,44 @@ def test_a_damaged_generation_is_passed_over_then_check_and_repair_fix_it(tmp_pa
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
     assert main(["ingest", str(_articles(tmp_path / "one", 2))]) == 0
     assert main(["ingest", str(_articles(tmp_path / "two", 3))]) == 0  # gen 2 adds a02
-    current = tmp_path / "index" / (tmp_path / "index" / "CURRENT").read_text().strip()
-    docstore = current / "articles.jsonl"
+    newest_segment = sorted((tmp_path / "index").glob("seg-*"))[-1]
+    docstore = newest_segment / "articles.jsonl"
     docstore.write_text("".join(docstore.read_text().splitlines(keepends=True)[:-1]))  # cut at a line boundary
-    store = FaissStore.open(tmp_path / "index", fake_models.name)
+    store = LocalStore.open(tmp_path / "index", fake_models.name)
     assert "damaged" in store.fallback and len(store.articles()) == 2  # the last intact generation serves
     capsys.readouterr()
     assert main(["index", "check"]) == 1
     assert "does not match its checksum" in capsys.readouterr().out
     assert main(["index", "repair"]) == 0 and main(["index", "check"]) == 0
-    assert FaissStore.open(tmp_path / "index", fake_models.name).fallback == ""
+    assert LocalStore.open(tmp_path / "index", fake_models.name).fallback == ""
     assert main(["ingest", str(tmp_path / "two")]) == 0  # re-ingest restores what the damage took
     assert battery.case("fault: truncated docstore in the current generation",
                         "older generation served; check finds it; repair fixes it", "as expected",
-                        len(FaissStore.open(tmp_path / "index", fake_models.name).articles()) == 3)
+                        len(LocalStore.open(tmp_path / "index", fake_models.name).articles()) == 3)
 
 
 def test_a_full_disk_fails_the_save_cleanly_and_the_last_generation_keeps_serving(tmp_path, fake_models,
                                                                                    monkeypatch, battery):
-    import faiss
+    import numpy as np
 
-    store = FaissStore(tmp_path / "index", fake_models.name)
+    store = LocalStore(tmp_path / "index", fake_models.name)
     Ingestor(store, fake_models, ArabicChunker()).ingest([_articles(tmp_path / "src", 2)])
-    real = faiss.write_index
+    real = np.save
 
-    def full(index, path):
-        real(index, path)
+    def full(path, array, *args, **kwargs):
+        real(path, array, *args, **kwargs)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(faiss, "write_index", full)
+    monkeypatch.setattr(np, "save", full)
     (tmp_path / "src" / "new.txt").write_text("خبر جديد عن كربلاء.", encoding="utf-8")
     with pytest.raises(IndexWriteFailed, match="No space left on device.*previous generation"):
         Ingestor(store, fake_models, ArabicChunker()).ingest([tmp_path / "src"])
-    monkeypatch.setattr(faiss, "write_index", real)
-    served = FaissStore.open(tmp_path / "index", fake_models.name)
+    monkeypatch.setattr(np, "save", real)
+    served = LocalStore.open(tmp_path / "index", fake_models.name)
     battery.count("data lost (committed articles missing)", 2 - len(served.articles()))
     assert battery.case("fault: disk full during a save", "clear error, last generation serves",
                         f"{len(served.articles())}/2 articles served", len(served.articles()) == 2)
-    assert not list((tmp_path / "index").glob(".gen-*"))
+    assert not list((tmp_path / "index").glob(".gen-*")) and not list((tmp_path / "index").glob(".seg-*"))
 
 
 def test_a_second_writer_waits_or_exits_with_a_message(tmp_path, battery):
@@ -292,9 +292,9 @@ def test_a_second_writer_waits_or_exits_with_a_message(tmp_path, battery):
 def test_queries_are_served_from_the_last_commit_throughout_an_ingest(tmp_path, fake_models, battery):
     from rag.retrieve import HybridRetriever
 
-    store = FaissStore(tmp_path / "index", fake_models.name)
+    store = LocalStore(tmp_path / "index", fake_models.name)
     Ingestor(store, fake_models, ArabicChunker()).ingest([_articles(tmp_path / "src", 2)])
-    reader = HybridRetriever(FaissStore.open(tmp_path / "index", fake_models.name), fake_models)
+    reader = HybridRetriever(LocalStore.open(tmp_path / "index", fake_models.name), fake_models)
     seen = []
 
     class Watching(HashEmbedder):
@@ -302,7 +302,7 @@ def test_queries_are_served_from_the_last_commit_throughout_an_ingest(tmp_path, 
             seen.append(reader.retrieve("جسر الموصل", k=1)[0].article_id)  # mid-ingest, before the commit
             return super().embed_passages(texts, progress)
 
-    writer = FaissStore.open(tmp_path / "index", fake_models.name)
+    writer = LocalStore.open(tmp_path / "index", fake_models.name)
     Ingestor(writer, Watching(), ArabicChunker(), commit_every=1).ingest([_articles(tmp_path / "more", 4)])
     assert battery.case("fault: queries during an ingest", "served from the last commit",
                         f"{len(seen)} queries answered", seen and all(s.startswith("a0") for s in seen))

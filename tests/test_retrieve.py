@@ -1,9 +1,13 @@
+import math
+
+import numpy as np
 import pytest
 
 from rag.errors import BadInput
 from rag.records import Article, Chunk
-from rag.retrieve import BM25, Filters, HybridRetriever
-from rag.store import FaissStore
+from rag.retrieve import Filters, HybridRetriever
+from rag.store import LocalStore
+from rag.store.lexical import SegmentLexicon, bm25_scores
 
 DOCS = {
     "strike": ("قتل 5 من عناصر الفصائل المسلحة بقصف أمريكي على الحدود", "2021-06-28", "الترا عراق"),
@@ -14,7 +18,7 @@ DOCS = {
 
 @pytest.fixture
 def store(tmp_path, embedder):
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     for aid, (text, date, source) in DOCS.items():
         store.put_article(Article(id=aid, text=text, date=date, source=source, title=aid),
                           [Chunk(id=f"{aid}#0", article_id=aid, n=0, text=text, start=0, end=len(text))],
@@ -71,11 +75,63 @@ def test_constructor_names_the_bad_value(store, embedder, kwargs, bad):
         HybridRetriever(store, embedder, **kwargs)
 
 
+def _okapi(docs, query, k1=1.2, b=0.75):
+    """Okapi BM25 written out plainly: the scores the lexical index must keep."""
+    n, avg = len(docs), sum(map(len, docs)) / len(docs)
+    out = {}
+    for i, doc in enumerate(docs):
+        score = 0.0
+        for term in set(query):
+            df = sum(term in d for d in docs)
+            tf = doc.count(term)
+            if tf:
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(doc) / avg))
+        if score:
+            out[i] = score
+    return out
+
+
+def _scores(parts, query):
+    found = {}
+    offset = 0
+    for (_lex, live), (rows, scores) in zip(parts, bm25_scores(parts, query), strict=True):
+        found.update({offset + int(r): float(s) for r, s in zip(rows, scores, strict=True)})
+        offset += len(live)
+    return found
+
+
+LEXICAL_DOCS = [["a", "b"], ["a", "c"], ["a", "a", "d"], ["c", "d", "e"], ["b", "b", "c", "a"]]
+
+
 def test_bm25_scores_rank_the_rarer_term_higher():
-    bm25 = BM25([["a", "b"], ["a", "c"], ["a", "a", "d"]])
-    scores = bm25.scores(["c"])
-    assert list(scores) == [1]
-    assert bm25.scores(["a", "c"])[1] > bm25.scores(["a", "c"]).get(0, 0)
+    parts = [(SegmentLexicon.build(LEXICAL_DOCS), np.ones(len(LEXICAL_DOCS), dtype=bool))]
+    scores = _scores(parts, ["d"])
+    assert set(scores) == {2, 3}
+    both = _scores(parts, ["a", "e"])
+    assert both[3] > both[0]  # e is in one passage, a in four
+
+
+@pytest.mark.parametrize("split", [1, 2, 4])
+def test_bm25_scores_are_okapi_whatever_the_segments(split):
+    # A passage's score must not depend on which segment it landed in: collection statistics span them all.
+    parts = [(SegmentLexicon.build(LEXICAL_DOCS[i:i + split]), np.ones(len(LEXICAL_DOCS[i:i + split]), dtype=bool))
+             for i in range(0, len(LEXICAL_DOCS), split)]
+    for query in (["a"], ["c", "d"], ["a", "b", "e"], ["zzz"]):
+        expected = _okapi(LEXICAL_DOCS, query)
+        assert _scores(parts, query) == pytest.approx(expected)
+
+
+def test_bm25_statistics_forget_removed_passages_at_once():
+    live = np.array([True, True, False, True, True])
+    parts = [(SegmentLexicon.build(LEXICAL_DOCS), live)]
+    kept = [d for d, alive in zip(LEXICAL_DOCS, live, strict=True) if alive]
+    expected = _okapi(kept, ["c"])
+    got = _scores(parts, ["c"])
+    assert 2 not in got
+    assert [got[i] for i in (1, 3, 4)] == pytest.approx([expected[i] for i in (1, 2, 3)])
+    merged = SegmentLexicon.merge(parts)
+    assert _scores([(merged, np.ones(4, dtype=bool))], ["c"]) == pytest.approx(expected)
 
 
 def test_llama_index_adapter_returns_the_same_passages(store, embedder):

@@ -5,7 +5,7 @@ import pytest
 
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, IndexWriteFailed
 from rag.records import Article, Chunk
-from rag.store import FaissStore
+from rag.store import LocalStore
 
 
 def _put(store, article_id, texts, embedder):
@@ -16,7 +16,7 @@ def _put(store, article_id, texts, embedder):
 
 
 def test_search_returns_the_matching_chunk(tmp_path, embedder):
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     _put(store, "a", ["قصف على الحدود", "اجتماع في بغداد"], embedder)
     _put(store, "b", ["أسعار النفط ترتفع"], embedder)
     [hits] = store.search(embedder.embed_queries(["أسعار النفط"]), k=2)
@@ -25,7 +25,7 @@ def test_search_returns_the_matching_chunk(tmp_path, embedder):
 
 def test_ids_are_never_reused_after_delete(tmp_path, embedder):
     # llama-index's FaissMapVectorStore uses ntotal as the next id, so this sequence collides there.
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     _put(store, "a", ["one", "two", "three"], embedder)
     store.remove_article("a")
     _put(store, "b", ["four"], embedder)
@@ -36,12 +36,12 @@ def test_ids_are_never_reused_after_delete(tmp_path, embedder):
 
 
 def test_save_and_reopen_round_trip_with_sentences(tmp_path, embedder):
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     article = Article(id="a", text="x y", content_hash="h")
     chunk = Chunk(id="a#0", article_id="a", n=0, text="x y", start=0, end=3)
     store.put_article(article, [chunk], embedder.embed_passages(["x y"]), [("a#0", embedder.embed_passages(["x"])[0], (0, 1))])
     store.save()
-    again = FaissStore.open(tmp_path, embedder.name)
+    again = LocalStore.open(tmp_path, embedder.name)
     assert again.article("a").content_hash == "h" and again.chunk("a#0").text == "x y"
     assert again.stats()["sentences"] == 1
     [(start, end, vector)] = again.sentences_of("a#0")
@@ -50,18 +50,18 @@ def test_save_and_reopen_round_trip_with_sentences(tmp_path, embedder):
 
 
 def test_remove_then_save_persists(tmp_path, embedder):
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     _put(store, "a", ["alpha"], embedder)
     _put(store, "b", ["beta"], embedder)
     store.save()
     store.remove_article("a")
     store.save()
-    again = FaissStore.open(tmp_path, embedder.name)
+    again = LocalStore.open(tmp_path, embedder.name)
     assert [a.id for a in again.articles()] == ["b"] and len(again) == 1
 
 
 def test_crash_during_save_leaves_previous_index_intact(tmp_path, embedder, monkeypatch):
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     _put(store, "a", ["alpha"], embedder)
     store.save()
     _put(store, "b", ["beta"], embedder)
@@ -77,30 +77,28 @@ def test_crash_during_save_leaves_previous_index_intact(tmp_path, embedder, monk
     with pytest.raises(KeyboardInterrupt):
         store.save()
     monkeypatch.setattr(os, "replace", real_replace)
-    again = FaissStore.open(tmp_path, embedder.name)
+    again = LocalStore.open(tmp_path, embedder.name)
     assert [a.id for a in again.articles()] == ["a"]
 
 
 def test_crash_while_writing_vectors_leaves_previous_index_and_no_temp(tmp_path, embedder, monkeypatch):
-    import faiss
-
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     _put(store, "a", ["alpha"], embedder)
     store.save()
     _put(store, "b", ["beta"], embedder)
-    monkeypatch.setattr(faiss, "write_index", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(np, "save", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(IndexWriteFailed, match="disk full"):
         store.save()
-    assert not list(tmp_path.glob(".gen-*"))
-    assert [a.id for a in FaissStore.open(tmp_path, embedder.name).articles()] == ["a"]
+    assert not list(tmp_path.glob(".seg-*")) and not list(tmp_path.glob(".gen-*"))
+    assert [a.id for a in LocalStore.open(tmp_path, embedder.name).articles()] == ["a"]
 
 
 def test_mismatched_embedder_is_refused(tmp_path, embedder):
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     _put(store, "a", ["alpha"], embedder)
     store.save()
     with pytest.raises(IndexMismatch, match="rag ingest --rebuild"):
-        FaissStore.open(tmp_path, "st:another-model")
+        LocalStore.open(tmp_path, "st:another-model")
 
 
 def test_a_mismatch_names_the_setting_that_built_the_index():
@@ -109,7 +107,7 @@ def test_a_mismatch_names_the_setting_that_built_the_index():
 
 
 def test_dimension_mismatch_is_refused(tmp_path, embedder):
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     _put(store, "a", ["alpha"], embedder)
     chunk = Chunk(id="b#0", article_id="b", n=0, text="b", start=0, end=1)
     with pytest.raises(IndexMismatch):
@@ -118,30 +116,163 @@ def test_dimension_mismatch_is_refused(tmp_path, embedder):
 
 def test_missing_index_says_how_to_build_it(tmp_path, embedder):
     with pytest.raises(IndexNotFound, match="rag ingest seeds/"):
-        FaissStore.open(tmp_path / "nope", embedder.name)
+        LocalStore.open(tmp_path / "nope", embedder.name)
 
 
 def test_corrupt_index_is_reported(tmp_path, embedder):
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     _put(store, "a", ["alpha"], embedder)
-    gen = store.save()
-    (gen / "vectors.faiss").write_bytes(b"garbage")
+    store.save()
+    [segment] = tmp_path.glob("seg-*")
+    (segment / "vectors.npy").write_bytes(b"garbage")
     with pytest.raises(IndexCorrupt, match="rebuild"):
-        FaissStore.open(tmp_path, embedder.name)
+        LocalStore.open(tmp_path, embedder.name)
 
 
 def test_old_generations_are_pruned(tmp_path, embedder):
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     for i in range(5):
         _put(store, f"a{i}", ["alpha"], embedder)
         store.save()
-    assert len(list(tmp_path.glob("gen-*"))) == 2
+    assert len(list(tmp_path.glob("gen-*.json"))) == 2
 
 
 def test_put_article_validates_its_arguments(tmp_path, embedder):
-    store = FaissStore(tmp_path, embedder.name)
+    store = LocalStore(tmp_path, embedder.name)
     chunk = Chunk(id="x#0", article_id="x", n=0, text="t", start=0, end=1)
     with pytest.raises(ValueError, match="belong to another article"):
         store.put_article(Article(id="a", text="t"), [chunk], embedder.embed_passages(["t"]))
     with pytest.raises(ValueError, match="1 chunks but 2 vectors"):
         store.put_article(Article(id="x", text="t"), [chunk], embedder.embed_passages(["t", "u"]))
+
+
+# ---- segments: a save costs the batch, not the archive ------------------------------------------------------------
+def _ids(hits):
+    return [cid for cid, _ in hits]
+
+
+def test_a_save_writes_only_the_new_batch(tmp_path, embedder):
+    store = LocalStore(tmp_path, embedder.name)
+    _put(store, "a", ["alpha", "gamma"], embedder)
+    store.save()
+    [first] = tmp_path.glob("seg-*")
+    written = {f.name: f.stat().st_mtime_ns for f in first.iterdir()}
+    _put(store, "b", ["beta"], embedder)
+    store.save()
+    assert {f.name: f.stat().st_mtime_ns for f in first.iterdir()} == written  # the old segment is untouched
+    assert len(list(tmp_path.glob("seg-*"))) == 2
+    again = LocalStore.open(tmp_path, embedder.name)
+    assert sorted(a.id for a in again.articles()) == ["a", "b"] and len(again) == 3
+
+
+def test_removal_is_recorded_and_compaction_rewrites_without_it(tmp_path, embedder):
+    store = LocalStore(tmp_path, embedder.name)
+    for name in ("a", "b", "c"):
+        _put(store, name, [f"{name} one", f"{name} two"], embedder)
+        store.save()
+    query = embedder.embed_queries(["b one"])
+    before = store.search(query, k=6)
+    store.remove_article("b")
+    store.save()
+    again = LocalStore.open(tmp_path, embedder.name)
+    assert "b" not in {a.id for a in again.articles()} and len(again) == 4
+    assert _ids(again.search(query, k=6)[0]) == [c for c in _ids(before[0]) if not c.startswith("b#")]
+    assert again.lexical_search(["b"], k=10) == []
+    again.compact()
+    assert again.stats()["segments"] == 1
+    compacted = LocalStore.open(tmp_path, embedder.name)
+    assert _ids(compacted.search(query, k=6)[0]) == _ids(again.search(query, k=6)[0])
+    assert sorted(a.id for a in compacted.articles()) == ["a", "c"]
+
+
+def test_the_merge_policy_keeps_few_segments_and_the_same_answers(tmp_path, embedder):
+    store = LocalStore(tmp_path, embedder.name, merge_factor=3)
+    texts = {f"n{i}": [f"text number {i}", f"more words {i}"] for i in range(7)}
+    for name, t in texts.items():
+        _put(store, name, t, embedder)
+        store.save()
+    assert store.stats()["segments"] < 7
+    unmerged = LocalStore(tmp_path / "flat", embedder.name, merge_factor=100)
+    for name, t in texts.items():
+        _put(unmerged, name, t, embedder)
+    query = embedder.embed_queries(["text number 3"])
+    merged_hits, flat_hits = store.search(query, k=5)[0], unmerged.search(query, k=5)[0]
+    assert merged_hits[0][0] == flat_hits[0][0] == "n3#0"
+    assert [s for _, s in merged_hits] == pytest.approx([s for _, s in flat_hits])  # ties may come in any order
+    merged_lex, flat_lex = store.lexical_search(["number", "3"], k=5), unmerged.lexical_search(["number", "3"], k=5)
+    assert merged_lex[0][0] == flat_lex[0][0] == "n3#0"
+    assert [s for _, s in merged_lex] == pytest.approx([s for _, s in flat_lex])
+
+
+def test_large_segments_search_approximately_and_agree_with_exact_search(tmp_path, embedder):
+    store = LocalStore(tmp_path, embedder.name, ann_min_vectors=5)
+    for i in range(4):
+        _put(store, f"a{i}", [f"passage {i} {j}" for j in range(3)], embedder)
+    store.save()
+    assert "HNSW" in store.describe()
+    queries = embedder.embed_queries(["passage 2 1", "passage 0 0"])
+    for approx, exact in zip(store.search(queries, k=3), store.search_exact(queries, k=3), strict=True):
+        assert approx[0] == exact[0] and [s for _, s in approx] == pytest.approx([s for _, s in exact])
+    again = LocalStore.open(tmp_path, embedder.name, ann_min_vectors=5)
+    assert again.segments[0].ann and again.search(queries, k=3) == store.search(queries, k=3)
+
+
+def test_a_crash_after_writing_a_segment_but_before_the_commit_loses_nothing_committed(tmp_path, embedder,
+                                                                                         monkeypatch):
+    store = LocalStore(tmp_path, embedder.name)
+    _put(store, "a", ["alpha"], embedder)
+    store.save()
+    _put(store, "b", ["beta"], embedder)
+    monkeypatch.setattr(LocalStore, "_commit", lambda self: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        store.save()
+    monkeypatch.undo()
+    assert len(list(tmp_path.glob("seg-*"))) == 2  # the orphan segment
+    again = LocalStore.open(tmp_path, embedder.name)
+    assert [a.id for a in again.articles()] == ["a"]
+    _put(again, "c", ["gamma"], embedder)
+    again.save()
+    assert len(list(tmp_path.glob("seg-*"))) == 2  # the orphan is gone once a commit no longer could need it
+
+
+def test_filters_are_applied_inside_the_store(tmp_path, embedder):
+    from rag.store import Filters
+
+    store = LocalStore(tmp_path, embedder.name)
+    for name, source, date in (("a", "Reuters", "2021-01-02"), ("b", "AFP", "2021-03-04")):
+        article = Article(id=name, text="oil prices", source=source, date=date)
+        store.put_article(article, [Chunk(id=f"{name}#0", article_id=name, n=0, text="oil prices", start=0, end=10)],
+                          embedder.embed_passages(["oil prices"]))
+    query = embedder.embed_queries(["oil prices"])
+    assert _ids(store.search(query, k=5, filters=Filters(source="afp"))[0]) == ["b#0"]
+    assert _ids(store.search(query, k=5, filters=Filters(until="2021-02-01"))[0]) == ["a#0"]
+    assert [c for c, _ in store.lexical_search(["oil"], k=5, filters=Filters(since="2021-02-01"))] == ["b#0"]
+
+
+def test_an_index_of_the_previous_format_is_read_and_rewritten_as_segments(tmp_path, embedder):
+    import json
+
+    import faiss
+
+    gen = tmp_path / "gen-000003"
+    gen.mkdir()
+    vecs = embedder.embed_passages(["alpha beta", "gamma"])
+    for name, rows, ids in (("vectors", vecs, [0, 1]), ("sentences", vecs[:1], [2])):
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
+        index.add_with_ids(rows, np.asarray(ids, dtype=np.int64))
+        faiss.write_index(index, str(gen / f"{name}.faiss"))
+    (gen / "sentences.jsonl").write_text(json.dumps([2, "a#0", 0, 5]) + "\n")
+    (gen / "articles.jsonl").write_text(Article(id="a", text="alpha beta\n\ngamma").model_dump_json() + "\n")
+    (gen / "chunks.jsonl").write_text("".join(
+        json.dumps({**Chunk(id=f"a#{i}", article_id="a", n=i, text=t, start=0, end=len(t)).model_dump(),
+                    "faiss_id": i}) + "\n" for i, t in enumerate(["alpha beta", "gamma"])))
+    (gen / "manifest.json").write_text(json.dumps({"format": 2, "embedder": embedder.name, "dim": embedder.dim,
+                                                   "next_id": 3, "generation": 3}))
+    (tmp_path / "CURRENT").write_text("gen-000003")
+    old = LocalStore.open(tmp_path, embedder.name)
+    assert len(old) == 2 and old.sentences_of("a#0")[0][:2] == (0, 5)
+    assert _ids(old.search(embedder.embed_queries(["gamma"]), k=1)[0]) == ["a#1"]
+    old.save()
+    assert (tmp_path / "CURRENT").read_text() == "gen-000004"
+    again = LocalStore.open(tmp_path, embedder.name)
+    assert again.chunk("a#1").text == "gamma" and again.stats()["segments"] == 1

@@ -86,11 +86,11 @@ def run_answer_bench(settings, question_set: Path, xquad: int, baseline: bool, l
     from rag.embed import make_embedder
     from rag.llm import make_chat_model
     from rag.retrieve import HybridRetriever
-    from rag.store import FaissStore
+    from rag.store import open_store
 
     embedder = make_embedder(settings)
     llm = make_chat_model(settings)
-    store = FaissStore.open(settings.index_dir, embedder.name)
+    store = open_store(settings, embedder.name)
     retriever = HybridRetriever.from_settings(store, embedder, settings)
     chain = AnswerChain.from_settings(retriever, llm, settings)
 

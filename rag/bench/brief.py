@@ -214,18 +214,18 @@ def run_brief_bench(settings, seeds: Path, pairs_dir: Path, facts_file: Path, as
     from rag.embed import make_embedder
     from rag.ingest import Ingestor
     from rag.llm import make_chat_model
-    from rag.store import FaissStore
+    from rag.store import LocalStore
 
     embedder = make_embedder(settings)
     facts = load_facts(facts_file)
     results: dict = {"modes": list(modes)}
     progress = sys.stderr if as_json else out
     with tempfile.TemporaryDirectory(prefix="rag-bench-brief-") as tmp:
-        store = FaissStore(Path(tmp) / "grouping", embedder.name)
+        store = LocalStore(Path(tmp) / "grouping", embedder.name)
         Ingestor.from_settings(store, embedder, settings).ingest([seeds, pairs_dir])
         results["grouping"] = grouping_figures(store, pairs_dir / "pairs.json", settings.brief_group_threshold,
                                                settings.brief_group_days)
-        seed_store = FaissStore(Path(tmp) / "seeds", embedder.name)
+        seed_store = LocalStore(Path(tmp) / "seeds", embedder.name)
         Ingestor.from_settings(seed_store, embedder, settings).ingest([seeds])
         llm = make_chat_model(settings)
         results["runs"] = _briefings(settings, seed_store, llm, embedder, facts, modes, ("ar", "en"), "seeds",
@@ -236,7 +236,7 @@ def run_brief_bench(settings, seeds: Path, pairs_dir: Path, facts_file: Path, as
             progress.write(f"  XQuAD corpus skipped: {exc}\n")
         else:
             src = write_articles_jsonl(articles, Path(tmp) / "xquad.jsonl")
-            x_store = FaissStore(Path(tmp) / "xquad", embedder.name)
+            x_store = LocalStore(Path(tmp) / "xquad", embedder.name)
             Ingestor.from_settings(x_store, embedder, settings).ingest([src])
             results["runs"].update(_briefings(settings, x_store, llm, embedder, xfacts, modes, ("ar", "en"),
                                               "xquad", progress))

@@ -78,7 +78,7 @@ def run_retrieval_bench(settings: Settings, data_dir: Path, as_json: bool = Fals
     from rag.embed import make_embedder
     from rag.ingest import Ingestor
     from rag.retrieve import HybridRetriever
-    from rag.store import FaissStore
+    from rag.store import LocalStore
 
     articles, questions = load_xquad(data_dir, limit)
     base_embedder = embedder or make_embedder(settings)
@@ -86,7 +86,7 @@ def run_retrieval_bench(settings: Settings, data_dir: Path, as_json: bool = Fals
     k = 10
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         src = write_articles_jsonl(articles, Path(tmp) / "xquad-ar.jsonl")
-        store = FaissStore(Path(tmp) / "index", emb.name)
+        store = LocalStore(Path(tmp) / "index", emb.name)
         report = Ingestor.from_settings(store, emb, settings,
                                         progress=not as_json and out is sys.stdout and sys.stderr.isatty()).ingest([src])
         ingest_rate = report.chunks_embedded / max(report.seconds, 1e-9)

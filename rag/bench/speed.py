@@ -86,7 +86,7 @@ def measure_embedder(settings: Settings) -> dict:
     from rag.embed import make_embedder
     from rag.ingest import Ingestor
     from rag.retrieve import HybridRetriever
-    from rag.store import FaissStore
+    from rag.store import LocalStore
 
     with tempfile.TemporaryDirectory(prefix="rag-bench-speed-") as tmp_name:
         tmp = Path(tmp_name)
@@ -94,7 +94,7 @@ def measure_embedder(settings: Settings) -> dict:
         started = time.perf_counter()
         embedder = make_embedder(settings)
         load_s = time.perf_counter() - started
-        store = FaissStore(tmp / "index", embedder.name)
+        store = LocalStore(tmp / "index", embedder.name)
         report = Ingestor.from_settings(store, embedder, settings).ingest(sources)
         embedder.embed_queries(queries[:2])  # first-call set-up is the cold start's, not a query's
         embed_ms, retrieve_ms = [], []
@@ -165,11 +165,11 @@ def measure_answers(settings: Settings, questions: Path, n: int) -> dict:
     from rag.evaluate import aggregate, load_question_set, run_questions
     from rag.ingest import Ingestor
     from rag.service import Service
-    from rag.store import FaissStore
+    from rag.store import LocalStore
 
     with tempfile.TemporaryDirectory(prefix="rag-bench-speed-") as tmp:
         service = Service(settings.model_copy(update={"index_dir": Path(tmp) / "index"}))
-        store = FaissStore(Path(tmp) / "index", service.embedder().name)
+        store = LocalStore(Path(tmp) / "index", service.embedder().name)
         Ingestor.from_settings(store, service.embedder(), settings).ingest([Path("seeds")])
         a = aggregate(run_questions(service.chain(), load_question_set(questions)[:n]))
     keys = ("n", "prompt_tokens_p50", "cached_tokens_p50", "first_token_p50_s", "first_token_p95_s",
