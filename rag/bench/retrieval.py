@@ -78,20 +78,18 @@ def run_retrieval_bench(settings: Settings, data_dir: Path, as_json: bool = Fals
     from rag.embed import make_embedder
     from rag.ingest import Ingestor
     from rag.retrieve import HybridRetriever
-    from rag.store import LocalStore
+    from rag.store import scratch_store
 
     articles, questions = load_xquad(data_dir, limit)
     base_embedder = embedder or make_embedder(settings)
     emb = _MemoQueries(base_embedder)
     k = 10
-    with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp, scratch_store(settings, emb.name, Path(tmp)) as store:
         src = write_articles_jsonl(articles, Path(tmp) / "xquad-ar.jsonl")
-        store = LocalStore(Path(tmp) / "index", emb.name)
         report = Ingestor.from_settings(store, emb, settings,
                                         progress=not as_json and out is sys.stdout and sys.stderr.isatty()).ingest([src])
         ingest_rate = report.chunks_embedded / max(report.seconds, 1e-9)
-        current = Path(tmp) / "index" / (Path(tmp) / "index" / "CURRENT").read_text().strip()
-        index_bytes = sum(f.stat().st_size for f in current.rglob("*") if f.is_file())  # the previous one is kept
+        index_bytes = store.size_bytes()
 
         systems = {
             "hybrid (ours)": HybridRetriever.from_settings(store, emb, settings, top_k=k, candidates=max(50, k)),

@@ -1,8 +1,10 @@
 """`rag bench scale`: how the index's costs grow with the archive, per backend, on synthetic corpora.
 
-Synthetic, so no model time is measured: random unit vectors stand in for the embedder, and the text is Arabic
-words drawn from the seeds' vocabulary by their frequency, so the lexical index has real work (real tokens, a
-Zipf-like spread of postings). Articles have 10 chunks of about 180 words (the seeds' mean) and each chunk has
+Synthetic, so no model time is measured: random vectors stand in for the embedder, with the structure real ones
+have (an article's passages near its topic, a passage's sentences near the passage, a question near the passage
+that answers it; uniform random vectors have no near neighbours at all, and no approximate search finds their
+top 10), and the text is Arabic words drawn from the seeds' vocabulary by their frequency, so the lexical index
+has real work (real tokens, a Zipf-like spread of postings). Articles have 10 chunks of about 180 words (the seeds' mean) and each chunk has
 SENTENCES_PER_CHUNK sentence vectors (the seeds' ratio). Per size, in a fresh process each (so one size's memory
 does not colour the next): cold start (open the index and answer the first hybrid query), query p50/p95 for
 dense, lexical and fused retrieval, recall@10 of the approximate dense search against exact search, RSS, disk
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +60,12 @@ class RandomEmbedder:
 def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
     v = rng.standard_normal((n, DIM)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def near(rng: np.random.Generator, centres: np.ndarray, spread: float) -> np.ndarray:
+    """Unit vectors scattered around `centres` (rows): cosine about 1/sqrt(1 + spread^2) to their centre."""
+    v = centres + spread * unit_rows(rng, len(centres))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
 def seed_vocabulary(seeds: Path = Path("seeds")) -> tuple[np.ndarray, np.ndarray]:
@@ -97,9 +106,10 @@ def synthetic_articles(n_articles: int, first: int, seed: int, vocabulary) -> li
         day = 1 + a % 28
         article = Article(id=article_id, text="\n\n".join(pieces), title=f"مقال {a}", date=f"2021-{1 + a % 12:02d}-{day:02d}",
                           source=("الجزيرة", "العربية", "رويترز")[a % 3])
-        sent_vectors = unit_rows(rng, len(sentence_rows))
+        chunk_vectors = near(rng, np.repeat(unit_rows(rng, 1), len(chunks), axis=0), 1.0)
+        sent_vectors = near(rng, np.repeat(chunk_vectors, SENTENCES_PER_CHUNK, axis=0), 0.7)
         sentences = [(cid, v, span) for (cid, span), v in zip(sentence_rows, sent_vectors, strict=True)]
-        rows.append((article, chunks, unit_rows(rng, len(chunks)), sentences))
+        rows.append((article, chunks, chunk_vectors, sentences))
     return rows
 
 
@@ -134,10 +144,6 @@ def _percentiles(values_ms: list[float]) -> dict:
     return {"p50": round(statistics.median(values_ms), 2), "p95": round(float(np.percentile(values_ms, 95)), 2)}
 
 
-def _disk_mb(path: Path) -> float:
-    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
-
-
 def measure(settings: Settings, chunks: int) -> dict:
     """Cold start, queries, recall, memory and disk over the index `build` wrote, then an add and a removal."""
     from rag.retrieve import HybridRetriever
@@ -146,27 +152,31 @@ def measure(settings: Settings, chunks: int) -> dict:
     vocabulary = seed_vocabulary()
     rng = np.random.default_rng(11)
     words, p = vocabulary
+    n_base = max(1, chunks // CHUNKS_PER_ARTICLE)
     questions = [" ".join(rng.choice(words, size=int(rng.integers(3, 7)), p=p)) for _ in range(QUERIES)]
     embedder = RandomEmbedder()
-    disk = _disk_mb(settings.index_dir)
     started = time.perf_counter()
     store = open_store(settings, EMBEDDER_NAME)
     retriever = HybridRetriever.from_settings(store, embedder, settings)
     retriever.retrieve(questions[0])
     cold_s = time.perf_counter() - started
+    # Each question near a passage of the archive, as a question is near the passage that answers it.
+    answering = [f"syn-{int(a):07d}#{int(n)}" for a, n in zip(rng.integers(0, n_base, QUERIES),
+                                                              rng.integers(0, CHUNKS_PER_ARTICLE, QUERIES), strict=True)]
+    query_vectors = near(rng, np.stack([store.chunk_vector(c) for c in answering]), 0.8)
     timings = {}
     for mode in ("dense", "bm25", "hybrid"):
         r = HybridRetriever.from_settings(store, embedder, settings, mode=mode)
-        r.retrieve(questions[0])
+        r.retrieve(questions[0], query_vector=query_vectors[0])
         ms = []
-        for q in questions:
+        for q, v in zip(questions, query_vectors, strict=True):
             t = time.perf_counter()
-            r.retrieve(q)
+            r.retrieve(q, query_vector=v)
             ms.append((time.perf_counter() - t) * 1000)
         timings[mode] = _percentiles(ms)
-    recall = dense_recall_at_10(store, embedder)
+    recall = dense_recall_at_10(store, query_vectors, settings.sentence_weight)
     rss = _rss_mb()
-    n_base = max(1, chunks // CHUNKS_PER_ARTICLE)
+    disk = round(store.size_bytes() / 2**20, 1)
     added = synthetic_articles(ADDED_ARTICLES, n_base, seed=n_base + 1, vocabulary=vocabulary)
     t = time.perf_counter()
     for row in added:
@@ -181,18 +191,15 @@ def measure(settings: Settings, chunks: int) -> dict:
     return {"chunks": len(store) - ADDED_ARTICLES * CHUNKS_PER_ARTICLE + REMOVED_ARTICLES * CHUNKS_PER_ARTICLE,
             "cold_start_s": round(cold_s, 2), "query_ms": timings, "recall_at_10": recall,
             "rss_mb": rss, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "disk_mb": disk, "add_100_s": round(add_s, 2), "remove_10_s": round(remove_s, 2),
+            "disk_mb": disk, "add_100_s": round(add_s, 3), "remove_10_s": round(remove_s, 3),
             "search": store.describe() if hasattr(store, "describe") else "exact (flat)"}
 
 
-def dense_recall_at_10(store, embedder, n: int = QUERIES) -> float | None:
-    """Share of exact search's top 10 chunks the store's own (possibly approximate) search returns; None when the
-    store only searches exactly."""
-    if not hasattr(store, "search_exact"):
-        return None
-    queries = embedder.embed_queries(["q"] * n)
-    approx = store.search(queries, 10)
-    exact = store.search_exact(queries, 10)
+def dense_recall_at_10(store, queries: np.ndarray, sentence_weight: float) -> float:
+    """Share of exact search's top 10 passages (passage and sentence cosines blended, as retrieval ranks them) that
+    the store's own search, approximate where it has an ANN index, returns."""
+    approx = store.search(queries, 10, sentence_weight)
+    exact = store.search_exact(queries, 10, sentence_weight)
     found = [len({c for c, _ in a} & {c for c, _ in e}) / max(1, len(e)) for a, e in zip(approx, exact, strict=True)]
     return round(float(np.mean(found)), 3)
 
@@ -217,19 +224,30 @@ def run_scale_bench(settings: Settings, sizes: list[int], backends: list[str], p
         return figures
     progress = sys.stderr if as_json else out
     rows = []
-    for backend in backends:
-        for size in sizes:
-            with tempfile.TemporaryDirectory(prefix="rag-bench-scale-") as tmp:
-                env = {"RAG_INDEX_DIR": str(Path(tmp) / "index"), "RAG_STORE": backend}
-                progress.write(f"  {backend}, {size:,} chunks: building ...\n")
-                progress.flush()
-                built = _child(f"build:{size}", env)
-                if "error" in built:
+    with ExitStack() as stack:
+        dsn = settings.pg_dsn
+        if "postgres" in backends and not dsn:
+            from rag.store.pgserver import temporary_postgres
+
+            dsn = stack.enter_context(temporary_postgres())
+        for backend in backends:
+            for size in sizes:
+                with tempfile.TemporaryDirectory(prefix="rag-bench-scale-") as tmp:
+                    schema = f"scale_{os.getpid()}_{size}"
+                    env = {"RAG_INDEX_DIR": str(Path(tmp) / "index"), "RAG_STORE": backend, "RAG_PG_DSN": dsn,
+                           "RAG_PG_SCHEMA": schema}
+                    progress.write(f"  {backend}, {size:,} chunks: building ...\n")
+                    progress.flush()
+                    built = _child(f"build:{size}", env)
+                    if "error" not in built:
+                        progress.write(f"  {backend}, {size:,} chunks: measuring ...\n")
+                        progress.flush()
+                        built.update(_child(f"measure:{size}", env))
                     rows.append({"backend": backend, "size": size, **built})
-                    continue
-                progress.write(f"  {backend}, {size:,} chunks: measuring ...\n")
-                progress.flush()
-                rows.append({"backend": backend, "size": size, **built, **_child(f"measure:{size}", env)})
+                    if backend == "postgres":
+                        from rag.store.postgres import PostgresStore
+
+                        PostgresStore(dsn, EMBEDDER_NAME, schema=schema).drop()
     figures = {"rows": rows}
     if plot and any("error" not in r for r in rows):
         write_plot(rows, plot)

@@ -27,6 +27,7 @@ from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, IndexWriteFai
 from rag.records import Article, Chunk
 from rag.store.filters import Filters
 from rag.store.lexical import bm25_scores
+from rag.store.scoring import blend_sentences
 from rag.store.segment import LANGS, Segment, _fsync
 
 FORMAT_VERSION = 3
@@ -244,37 +245,33 @@ class LocalStore:
             per_view.append((seg, chunk_live, chunk_top, sent_top))
         for q in range(len(vectors)):
             chunk_score: dict[tuple[int, int], float] = {}
-            best_sentence: dict[tuple[int, int], float] = {}
+            sentence_hits: list[tuple[tuple[int, int], float]] = []
             for v, (seg, _, chunk_top, sent_top) in enumerate(per_view):
                 rows, scores = chunk_top[q]
                 chunk_score.update({(v, int(r)): float(s) for r, s in zip(rows, scores, strict=True)})
                 if sent_top is not None:
                     rows, scores = sent_top[q]
-                    for r, s in zip(rows, scores, strict=True):
-                        key = (v, int(seg.sent_chunk[r]))
-                        best_sentence[key] = max(best_sentence.get(key, -1.0), float(s))
-            chunk_score = dict(sorted(chunk_score.items(), key=lambda x: -x[1])[:k])
-            if use_sentences:
-                best_sentence = dict(sorted(best_sentence.items(), key=lambda x: -x[1])[:4 * k])
-                blended = {}
-                for key in chunk_score.keys() | best_sentence.keys():
-                    seg = per_view[key[0]][0]
-                    cs = chunk_score.get(key)
-                    if cs is None:
-                        cs = float(np.asarray(seg.vectors[key[1]]) @ vectors[q])
-                    ss = best_sentence.get(key)
-                    if ss is None:
-                        rows = seg.sentence_rows(key[1])
-                        ss = float((np.asarray(seg.sent_vectors[rows.start:rows.stop]) @ vectors[q]).max()) \
-                            if len(rows) else cs
-                    blended[key] = (1 - sentence_weight) * cs + sentence_weight * ss
-                chunk_score = blended
-            best = sorted(chunk_score.items(), key=lambda x: -x[1])[:k]
+                    sentence_hits += [((v, int(seg.sent_chunk[r])), float(s)) for r, s in zip(rows, scores, strict=True)]
+            query = vectors[q]
+
+            def chunk_cosines(keys, query=query):
+                return {(v, r): float(np.asarray(per_view[v][0].vectors[r]) @ query) for v, r in keys}
+
+            def best_sentence_cosines(keys, query=query):
+                out = {}
+                for v, r in keys:
+                    seg, rows = per_view[v][0], per_view[v][0].sentence_rows(r)
+                    if len(rows):
+                        out[(v, r)] = float((np.asarray(seg.sent_vectors[rows.start:rows.stop]) @ query).max())
+                return out
+
+            best = blend_sentences(chunk_score, sentence_hits, sentence_weight if use_sentences else 0.0, k,
+                                   chunk_cosines, best_sentence_cosines)
             results.append([(per_view[v][0].chunk_ids[r], s) for (v, r), s in best])
         return results
 
-    def search_exact(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
-        return self.search(vectors, k, exact=True)
+    def search_exact(self, vectors: np.ndarray, k: int, sentence_weight: float = 0.0) -> list[list[tuple[str, float]]]:
+        return self.search(vectors, k, sentence_weight, exact=True)
 
     def lexical_search(self, query_tokens: list[str], k: int, lang: str | None = None,
                        filters: Filters | None = None) -> list[tuple[str, float]]:
@@ -298,6 +295,10 @@ class LocalStore:
         values = np.concatenate(values)
         top = np.argsort(-values, kind="stable")[:k]
         return [(views[keys[i][0]][0].chunk_ids[keys[i][1]], float(values[i])) for i in top]
+
+    def size_bytes(self) -> int:
+        """Bytes on disk of the segments the current commit names."""
+        return sum(f.stat().st_size for seg in self.segments for f in Path(seg.folder).iterdir() if f.is_file())
 
     def describe(self) -> str:
         with_ann = [s for s in self.segments if s.ann]
