@@ -73,7 +73,16 @@ def _ingest_locked(args, settings, embedder) -> int:
     else:
         store = _open_store(settings, embedder, create=True)
     ingestor = Ingestor.from_settings(store, embedder, settings, progress=not args.json and sys.stderr.isatty())
-    report = ingestor.ingest(args.paths)
+    if args.ray:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise BadInput("--ray needs Ray: pip install -e '.[scale]' (or drop --ray: the plain ingest needs none)")
+        from rag.ingest_ray import ray_ingest
+
+        report = ray_ingest(ingestor, settings, args.paths, args.address)
+    else:
+        report = ingestor.ingest(args.paths)
     if args.json:
         _print_json(report.model_dump())
     else:
@@ -447,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+", help=".txt .md .html .json .jsonl files or folders")
     s.add_argument("--index", help="index folder (default RAG_INDEX_DIR or index/)")
     s.add_argument("--rebuild", action="store_true", help="start a fresh index from these paths only")
+    s.add_argument("--ray", action="store_true", help="read, chunk and embed on Ray (extra rag[scale]): a local "
+                   "one-node cluster, or the one at --address")
+    s.add_argument("--address", help="with --ray: a Ray cluster, e.g. ray://head:10001 or auto")
     s.add_argument("--json", action="store_true", help="print a machine-readable summary")
     s.set_defaults(func=cmd_ingest)
 

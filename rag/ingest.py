@@ -377,24 +377,34 @@ class Ingestor:
 
     def _commit(self, articles: list[Article], status: dict[str, str], report: IngestReport) -> None:
         """Embed a batch (one call: batching is where the CPU time goes), store it, commit a generation."""
-        for article in articles:
-            if status.get(article.id) not in ("added", "updated"):
-                status[article.id] = "updated" if self.store.article(article.id) else "added"
-        plan = [(article, [(chunk, self._sentences(chunk)) for chunk in self.chunker.split(article)])
-                for article in articles]
-        texts = [t for article, parts in plan for chunk, sentences in parts
-                 for t in (passage_text(article, chunk), *(chunk.text[s.start:s.end] for s in sentences))]
+        plan = [self.plan(article) for article in articles]
+        texts = [t for _, _, its_texts in plan for t in its_texts]
         vectors = iter(self.embedder.embed_passages(texts, progress=self.progress) if texts else [])
-        for article, parts in plan:
-            chunk_rows, sentence_rows = [], []
-            for chunk, sentences in parts:
-                chunk_rows.append(next(vectors))
-                sentence_rows += [(chunk.id, next(vectors), (s.start, s.end)) for s in sentences]
-            self.store.put_article(article, [chunk for chunk, _ in parts], np.array(chunk_rows, dtype=np.float32),
-                                   sentence_rows)
-            report.chunks_embedded += len(parts)
+        for article, parts, _ in plan:
+            self.put(article, parts, vectors, status, report)
         self.store.save()
         report.commits += 1
+
+    def plan(self, article: Article) -> tuple[Article, list, list[str]]:
+        """The article's chunks with the sentences to embed, and the texts to embed in order: each chunk's passage
+        text, then its sentences."""
+        parts = [(chunk, self._sentences(chunk)) for chunk in self.chunker.split(article)]
+        texts = [t for chunk, sentences in parts
+                 for t in (passage_text(article, chunk), *(chunk.text[s.start:s.end] for s in sentences))]
+        return article, parts, texts
+
+    def put(self, article: Article, parts: list, vectors: Iterator, status: dict[str, str],
+            report: IngestReport) -> None:
+        """Store one planned article with its vectors (taken from `vectors` in `plan`'s order); not committed."""
+        if status.get(article.id) not in ("added", "updated"):
+            status[article.id] = "updated" if self.store.article(article.id) else "added"
+        chunk_rows, sentence_rows = [], []
+        for chunk, sentences in parts:
+            chunk_rows.append(next(vectors))
+            sentence_rows += [(chunk.id, next(vectors), (s.start, s.end)) for s in sentences]
+        self.store.put_article(article, [chunk for chunk, _ in parts], np.array(chunk_rows, dtype=np.float32),
+                               sentence_rows)
+        report.chunks_embedded += len(parts)
 
 
 def passage_text(article: Article, chunk) -> str:

@@ -140,3 +140,18 @@ def test_sentence_vectors_are_stored_for_multi_sentence_chunks(tmp_path, embedde
     _ingestor(tmp_path, embedder).ingest([tmp_path / "a.txt"])
     store = LocalStore.open(tmp_path / "index", embedder.name)
     assert store.stats()["sentences"] == 2  # "قصير." is under min_sentence_words
+
+
+def test_the_ray_read_stage_marks_unchanged_articles_and_reports_skips(tmp_path):
+    from rag.ingest_ray import read_file
+    from rag.records import Article
+
+    (tmp_path / "a.txt").write_text("خبر عن بغداد.", encoding="utf-8")
+    [row] = read_file({"path": str(tmp_path / "a.txt")}, 200_000, {})
+    assert row["kind"] == "article"
+    article = Article.model_validate_json(row["payload"])
+    assert read_file({"path": str(tmp_path / "a.txt")}, 200_000, {article.id: article.content_hash}) == [
+        {"kind": "unchanged", "payload": article.id}]
+    (tmp_path / "empty.txt").write_text("  ", encoding="utf-8")
+    [skip] = read_file({"path": str(tmp_path / "empty.txt")}, 200_000, {})
+    assert skip["kind"] == "skipped" and "empty" in skip["payload"]

@@ -297,8 +297,9 @@ class LocalStore:
         return [(views[keys[i][0]][0].chunk_ids[keys[i][1]], float(values[i])) for i in top]
 
     def size_bytes(self) -> int:
-        """Bytes on disk of the segments the current commit names."""
-        return sum(f.stat().st_size for seg in self.segments for f in Path(seg.folder).iterdir() if f.is_file())
+        """Bytes the index folder holds: the segments of the current commit and of the previous one (kept, as
+        the previous format kept its previous generation, so a damaged commit can be passed over)."""
+        return sum(f.stat().st_size for f in self.index_dir.rglob("*") if f.is_file())
 
     def describe(self) -> str:
         with_ann = [s for s in self.segments if s.ann]
