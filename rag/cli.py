@@ -360,7 +360,8 @@ def cmd_bench(args) -> int:
 
         sizes = [int(float(x)) for x in args.sizes.split(",") if x.strip()]
         run_scale_bench(settings, sizes, [b.strip() for b in args.backends.split(",") if b.strip()], args.part,
-                        Path(args.plot) if args.plot else None, args.json)
+                        Path(args.plot) if args.plot else None, args.json,
+                        previous=[Path(p) for p in args.previous.split(",") if p.strip()])
         return 0
     if args.what == "brief":
         from rag.bench.brief import run_brief_bench
@@ -558,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sizes", default="1e3,1e4,1e5", help="scale: index sizes in chunks, comma-separated")
     s.add_argument("--backends", default="local", help="scale: stores to measure, comma-separated")
     s.add_argument("--plot", default="docs/bench-scale.png", help="scale: where to write the log-log plot")
+    s.add_argument("--previous", default="", help="scale: JSON of earlier runs to show beside this one, comma-separated")
     s.add_argument("--part", default="all", help=argparse.SUPPRESS)  # speed: one measurement, in a child process
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)

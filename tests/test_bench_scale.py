@@ -49,3 +49,19 @@ def test_a_small_run_prints_every_cost_and_writes_the_plot(tmp_path):
 def test_a_failed_size_is_a_row_that_says_so():
     table = format_scale({"rows": [{"backend": "postgres", "size": 1000, "error": "could not connect"}]})
     assert "| postgres | 1,000 | failed: could not connect |" in table
+
+
+def test_a_previous_configuration_is_shown_beside_this_run(tmp_path):
+    import json
+
+    from rag.bench.scale import format_scale
+
+    previous = tmp_path / "before.json"
+    row = {"backend": "local", "size": 1000, "add_100_s": 9.9, "remove_10_s": 1.0, "cold_start_s": 5.0,
+           "query_ms": {m: {"p50": 1.0, "p95": 2.0} for m in ("dense", "bm25", "hybrid")}, "recall_at_10": None,
+           "rss_mb": 1, "disk_mb": 1.0, "search": "exact (flat)"}
+    previous.write_text(json.dumps({"label": "before", "rows": [row]}))
+    figures = run_scale_bench(Settings(), [], ["local"], plot=None, out=type("Sink", (), {"write": lambda s, t: None})(),
+                              previous=[previous])
+    assert [r["backend"] for r in figures["rows"]] == ["local (before)"]
+    assert "| local (before) | 1,000 | 9.9 |" in format_scale(figures)

@@ -216,7 +216,10 @@ def _child(part: str, env: dict) -> dict:
 
 
 def run_scale_bench(settings: Settings, sizes: list[int], backends: list[str], part: str = "all",
-                    plot: Path | None = Path("docs/bench-scale.png"), as_json: bool = False, out=sys.stdout) -> dict:
+                    plot: Path | None = Path("docs/bench-scale.png"), as_json: bool = False, out=sys.stdout,
+                    previous: list[Path] = ()) -> dict:
+    """`previous`: JSON of earlier runs (`--json`) to print and plot beside this one, e.g. a configuration the code
+    no longer has (the whole-generation index before segments: docs/bench-scale-generations.json)."""
     if part != "all":  # a child process: one measurement of one size, on the index at RAG_INDEX_DIR
         what, size = part.split(":")
         figures = build(settings, int(size)) if what == "build" else measure(settings, int(size))
@@ -248,6 +251,9 @@ def run_scale_bench(settings: Settings, sizes: list[int], backends: list[str], p
                         from rag.store.postgres import PostgresStore
 
                         PostgresStore(dsn, EMBEDDER_NAME, schema=schema).drop()
+    for path in previous:
+        label = json.loads(Path(path).read_text()).get("label", Path(path).stem)
+        rows = [{**r, "backend": f"{r['backend']} ({label})"} for r in json.loads(Path(path).read_text())["rows"]] + rows
     figures = {"rows": rows}
     if plot and any("error" not in r for r in rows):
         write_plot(rows, plot)

@@ -1,9 +1,11 @@
 """The index in PostgreSQL with pgvector: one database that many app processes on many machines share.
 
 Tables (in the schema RAG_PG_SCHEMA): articles; chunks with their vector (HNSW, inner product), language and a
-tsvector of our own normalised, stemmed tokens with positions (GIN); sentences with their vector (HNSW). Date and
+tsvector of our own normalised, stemmed tokens with positions (the `simple` parser never sees raw Arabic);
+postings (term, chunk, count) from the same tokens, which BM25 reads through its primary key; sentences with their
+vector (HNSW). Date and
 outlet are indexed columns, and every value is bound, never formatted into SQL. Lexical search is the same Okapi
-BM25 as the local index, computed in SQL from the tsvector's term counts with statistics over every passage, and
+BM25 as the local index, computed in SQL from the postings with statistics over every passage, and
 dense search blends passage and sentence cosines with the same code (rag/store/scoring.py), so the two backends
 rank alike. Writes made before `save` form one transaction: an ingest batch, and each article in it, commits whole
 or not at all.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
 
 import numpy as np
 
@@ -120,8 +123,10 @@ class PostgresStore:
                 on delete cascade, n int not null, text text not null, start_at int not null, end_at int not null,
                 lang text not null, length int not null, tokens tsvector not null, embedding vector({dim}) not null)""",
             f"create index on {s}.chunks (article_id)",
-            f"create index on {s}.chunks using gin (tokens)",
             f"create index on {s}.chunks using hnsw (embedding vector_ip_ops)",
+            f"""create table {s}.postings (term text not null, chunk_id text not null references {s}.chunks (id)
+                on delete cascade, tf int not null, primary key (term, chunk_id))""",
+            f"create index on {s}.postings (chunk_id)",
             f"""create table {s}.sentences (id bigserial primary key, chunk_id text not null references {s}.chunks (id)
                 on delete cascade, start_at int not null, end_at int not null, embedding vector({dim}) not null)""",
             f"create index on {s}.sentences (chunk_id)",
@@ -268,28 +273,23 @@ class PostgresStore:
 
     def lexical_search(self, query_tokens: list[str], k: int, lang: str | None = None,
                        filters: Filters | None = None) -> list[tuple[str, float]]:
-        """Okapi BM25 in SQL: term counts from the tsvector's positions, statistics over every passage."""
+        """Okapi BM25 in SQL over the postings of the query's terms, statistics over every passage."""
         terms = list(dict.fromkeys(query_tokens))
         if not terms or not self._ready():
             return []
         s = self.schema
         where, params = self._where(filters)
-        conditions = ["c.tokens @@ q.query"] + (["c.lang = %s"] if lang else []) + ([where] if where else [])
-        tsquery = " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
+        conditions = (["c.lang = %s"] if lang else []) + ([where] if where else [])
         rows = self._sql(f"""
             with stats as (select count(*)::float8 as n, avg(length)::float8 as avg_len from {s}.chunks),
-                 q as (select %s::tsquery as query),
-                 df as (select u.lexeme as term, count(*)::float8 as df
-                        from {s}.chunks c, q, unnest(c.tokens) u where c.tokens @@ q.query and u.lexeme = any(%s)
-                        group by u.lexeme)
-            select c.id, sum(ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5))
-                             * cardinality(u.positions) * {K1 + 1}
-                             / (cardinality(u.positions) + {K1} * (1 - {B} + {B} * c.length / stats.avg_len))) as score
-            from {s}.chunks c join {s}.articles a on a.id = c.article_id, q, stats, unnest(c.tokens) u
-                 join df on df.term = u.lexeme
-            where {' and '.join(conditions)}
-            group by c.id order by score desc, c.id limit %s""",
-                         (tsquery, terms, *([lang] if lang else []), *params, k)).fetchall()
+                 df as (select term, count(*)::float8 as df from {s}.postings where term = any(%s) group by term)
+            select p.chunk_id, sum(ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5)) * p.tf * {K1 + 1}
+                                   / (p.tf + {K1} * (1 - {B} + {B} * c.length / stats.avg_len))) as score
+            from {s}.postings p join df on df.term = p.term join {s}.chunks c on c.id = p.chunk_id
+                 join {s}.articles a on a.id = c.article_id, stats
+            {'where ' + ' and '.join(conditions) if conditions else ''}
+            group by p.chunk_id order by score desc, p.chunk_id limit %s""",
+                         (terms, *([lang] if lang else []), *params, k)).fetchall()
         return [(cid, float(score)) for cid, score in rows]
 
     def size_bytes(self) -> int:
@@ -297,7 +297,8 @@ class PostgresStore:
         if not self._ready():
             return 0
         return int(self._sql("select sum(pg_total_relation_size(format('%%I.%%I', %s::text, t)::regclass)) "
-                             "from unnest(array['articles', 'chunks', 'sentences']) t", (self.schema,)).fetchone()[0])
+                             "from unnest(array['articles', 'chunks', 'postings', 'sentences']) t",
+                             (self.schema,)).fetchone()[0])
 
     def describe(self) -> str:
         return "PostgreSQL + pgvector (HNSW)"
@@ -357,9 +358,12 @@ class PostgresStore:
                     for c, v in zip(chunks, vectors, strict=True):
                         tokens = tokenize_for_search(c.text)
                         rows.append((c.id, c.article_id, c.n, c.text, c.start, c.end, detect_language(c.text),
-                                     len(tokens), _tsvector(tokens), v))
+                                     len(tokens), _tsvector(tokens), v, Counter(tokens)))
                     cur.executemany(f"insert into {s}.chunks (id, article_id, n, text, start_at, end_at, lang, length, "
-                                    "tokens, embedding) values (%s, %s, %s, %s, %s, %s, %s, %s, %s::tsvector, %s)", rows)
+                                    "tokens, embedding) values (%s, %s, %s, %s, %s, %s, %s, %s, %s::tsvector, %s)",
+                                    [r[:-1] for r in rows])
+                    cur.executemany(f"insert into {s}.postings (term, chunk_id, tf) values (%s, %s, %s)",
+                                    [(term, row[0], n) for row in rows for term, n in row[-1].items()])
                 if sentences:
                     cur.executemany(f"insert into {s}.sentences (chunk_id, start_at, end_at, embedding) "
                                     "values (%s, %s, %s, %s)",
@@ -394,7 +398,7 @@ class PostgresStore:
         """Postgres reclaims removed rows itself (autovacuum); this runs it now and refreshes the planner's view."""
         self.save()
         if self._ready():
-            for table in ("articles", "chunks", "sentences"):
+            for table in ("articles", "chunks", "postings", "sentences"):
                 self._sql(f"vacuum analyze {self.schema}.{table}")
         return self.index_dir
 
