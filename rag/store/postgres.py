@@ -124,8 +124,10 @@ class PostgresStore:
                 lang text not null, length int not null, tokens tsvector not null, embedding vector({dim}) not null)""",
             f"create index on {s}.chunks (article_id)",
             f"create index on {s}.chunks using hnsw (embedding vector_ip_ops)",
+            # length and language repeated from the chunk, so BM25 reads the postings alone (no join per posting)
             f"""create table {s}.postings (term text not null, chunk_id text not null references {s}.chunks (id)
-                on delete cascade, tf int not null, primary key (term, chunk_id))""",
+                on delete cascade, tf int not null, length int not null, lang text not null,
+                primary key (term, chunk_id))""",
             f"create index on {s}.postings (chunk_id)",
             f"""create table {s}.sentences (id bigserial primary key, chunk_id text not null references {s}.chunks (id)
                 on delete cascade, start_at int not null, end_at int not null, embedding vector({dim}) not null)""",
@@ -279,14 +281,14 @@ class PostgresStore:
             return []
         s = self.schema
         where, params = self._where(filters)
-        conditions = (["c.lang = %s"] if lang else []) + ([where] if where else [])
+        conditions = (["p.lang = %s"] if lang else []) + ([where] if where else [])
+        joins = f"join {s}.chunks c on c.id = p.chunk_id join {s}.articles a on a.id = c.article_id" if where else ""
         rows = self._sql(f"""
             with stats as (select count(*)::float8 as n, avg(length)::float8 as avg_len from {s}.chunks),
                  df as (select term, count(*)::float8 as df from {s}.postings where term = any(%s) group by term)
             select p.chunk_id, sum(ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5)) * p.tf * {K1 + 1}
-                                   / (p.tf + {K1} * (1 - {B} + {B} * c.length / stats.avg_len))) as score
-            from {s}.postings p join df on df.term = p.term join {s}.chunks c on c.id = p.chunk_id
-                 join {s}.articles a on a.id = c.article_id, stats
+                                   / (p.tf + {K1} * (1 - {B} + {B} * p.length / stats.avg_len))) as score
+            from {s}.postings p join df on df.term = p.term {joins}, stats
             {'where ' + ' and '.join(conditions) if conditions else ''}
             group by p.chunk_id order by score desc, p.chunk_id limit %s""",
                          (terms, *([lang] if lang else []), *params, k)).fetchall()
@@ -362,8 +364,9 @@ class PostgresStore:
                     cur.executemany(f"insert into {s}.chunks (id, article_id, n, text, start_at, end_at, lang, length, "
                                     "tokens, embedding) values (%s, %s, %s, %s, %s, %s, %s, %s, %s::tsvector, %s)",
                                     [r[:-1] for r in rows])
-                    cur.executemany(f"insert into {s}.postings (term, chunk_id, tf) values (%s, %s, %s)",
-                                    [(term, row[0], n) for row in rows for term, n in row[-1].items()])
+                    cur.executemany(f"insert into {s}.postings (term, chunk_id, tf, length, lang) "
+                                    "values (%s, %s, %s, %s, %s)",
+                                    [(term, row[0], n, row[7], row[6]) for row in rows for term, n in row[-1].items()])
                 if sentences:
                     cur.executemany(f"insert into {s}.sentences (chunk_id, start_at, end_at, embedding) "
                                     "values (%s, %s, %s, %s)",
