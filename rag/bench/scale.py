@@ -251,9 +251,11 @@ def run_scale_bench(settings: Settings, sizes: list[int], backends: list[str], p
                         from rag.store.postgres import PostgresStore
 
                         PostgresStore(dsn, EMBEDDER_NAME, schema=schema).drop()
+    earlier = []
     for path in previous:
-        label = json.loads(Path(path).read_text()).get("label", Path(path).stem)
-        rows = [{**r, "backend": f"{r['backend']} ({label})"} for r in json.loads(Path(path).read_text())["rows"]] + rows
+        data = json.loads(Path(path).read_text())
+        earlier += [{**r, "backend": f"{r['backend']} ({data.get('label', Path(path).stem)})"} for r in data["rows"]]
+    rows = earlier + rows
     figures = {"rows": rows}
     if plot and any("error" not in r for r in rows):
         write_plot(rows, plot)
