@@ -359,7 +359,8 @@ def cmd_bench(args) -> int:
         from rag.bench.scale import run_scale_bench
 
         sizes = [int(float(x)) for x in args.sizes.split(",") if x.strip()]
-        run_scale_bench(settings, sizes, [b.strip() for b in args.backends.split(",") if b.strip()], args.part,
+        run_scale_bench(settings, sizes, [b.strip() for b in args.backends.split(",") if b.strip()],
+                        "probe:postgres" if args.insert_probe else args.part,
                         Path(args.plot) if args.plot else None, args.json,
                         previous=[Path(p) for p in args.previous.split(",") if p.strip()])
         return 0
@@ -560,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backends", default="local", help="scale: stores to measure, comma-separated")
     s.add_argument("--plot", default="docs/bench-scale.png", help="scale: where to write the log-log plot")
     s.add_argument("--previous", default="", help="scale: JSON of earlier runs to show beside this one, comma-separated")
+    s.add_argument("--insert-probe", action="store_true", help="scale: only PostgreSQL's add time with and without "
+                   "its HNSW indexes")
     s.add_argument("--part", default="all", help=argparse.SUPPRESS)  # speed: one measurement, in a child process
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)

@@ -65,3 +65,10 @@ def test_a_previous_configuration_is_shown_beside_this_run(tmp_path):
                               previous=[previous])
     assert [r["backend"] for r in figures["rows"]] == ["local (before)"]
     assert "| local (before) | 1,000 | 9.9 |" in format_scale(figures)
+
+
+def test_the_postgres_insert_probe_times_both_ways(pg_dsn):
+    from rag.bench.scale import postgres_insert_probe
+
+    figures = postgres_insert_probe(Settings(pg_dsn=pg_dsn), base_articles=2, added=3)
+    assert figures["with_hnsw_s"] > 0 and figures["without_hnsw_s"] > 0

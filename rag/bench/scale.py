@@ -204,6 +204,31 @@ def dense_recall_at_10(store, queries: np.ndarray, sentence_weight: float) -> fl
     return round(float(np.mean(found)), 3)
 
 
+def postgres_insert_probe(settings: Settings, base_articles: int = 100, added: int = ADDED_ARTICLES) -> dict:
+    """Where PostgreSQL's add time goes: 100 articles added to an index of `base_articles`, once with its two HNSW
+    indexes and once with them dropped (a throwaway server unless RAG_PG_DSN is set)."""
+    from rag.store import scratch_store
+    from rag.store.postgres import PostgresStore
+
+    vocabulary = seed_vocabulary()
+    out = {}
+    for label, drop in (("with_hnsw_s", False), ("without_hnsw_s", True)):
+        with tempfile.TemporaryDirectory() as tmp, \
+                scratch_store(settings.model_copy(update={"store": "postgres"}), EMBEDDER_NAME, Path(tmp)) as store:
+            assert isinstance(store, PostgresStore)
+            for row in synthetic_articles(base_articles, 0, 1, vocabulary):
+                store.put_article(*row)
+            store.save()
+            if drop:
+                store.drop_vector_indexes()
+            started = time.perf_counter()
+            for row in synthetic_articles(added, base_articles, 2, vocabulary):
+                store.put_article(*row)
+            store.save()
+            out[label] = round(time.perf_counter() - started, 2)
+    return out
+
+
 # ---- the command ------------------------------------------------------------------------------------------------
 def _child(part: str, env: dict) -> dict:
     proc = subprocess.run([sys.executable, "-m", "rag", "bench", "scale", "--json", "--part", part],
@@ -220,6 +245,12 @@ def run_scale_bench(settings: Settings, sizes: list[int], backends: list[str], p
                     previous: list[Path] = ()) -> dict:
     """`previous`: JSON of earlier runs (`--json`) to print and plot beside this one, e.g. a configuration the code
     no longer has (the whole-generation index before segments: docs/bench-scale-generations.json)."""
+    if part == "probe:postgres":
+        figures = postgres_insert_probe(settings)
+        out.write(json.dumps(figures) + "\n" if as_json else
+                  f"PostgreSQL, adding {ADDED_ARTICLES} articles to {100 * CHUNKS_PER_ARTICLE:,} chunks: "
+                  f"{figures['with_hnsw_s']} s with the HNSW indexes, {figures['without_hnsw_s']} s without\n")
+        return figures
     if part != "all":  # a child process: one measurement of one size, on the index at RAG_INDEX_DIR
         what, size = part.split(":")
         figures = build(settings, int(size)) if what == "build" else measure(settings, int(size))

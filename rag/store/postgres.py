@@ -405,6 +405,12 @@ class PostgresStore:
                 self._sql(f"vacuum analyze {self.schema}.{table}")
         return self.index_dir
 
+    def drop_vector_indexes(self) -> None:
+        """Drop the HNSW indexes (benchmarks: what inserts cost without them; dense search then scans)."""
+        for (name,) in self._sql("select indexname from pg_indexes where schemaname = %s and indexdef like %s",
+                                 (self.schema, "%hnsw%")).fetchall():
+            self._sql(f'drop index {self.schema}."{name}"')
+
     def drop(self) -> None:
         """Remove the schema and everything in it (scratch indexes of benchmarks)."""
         self._sql(f"drop schema if exists {self.schema} cascade")
