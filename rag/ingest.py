@@ -54,7 +54,7 @@ class ArticleReader:
         self.warnings: list[SkippedInput] = []
 
     def read(self, paths: Iterable[str | Path]) -> Iterator[Article]:
-        for path in _expand(paths, self.skipped):
+        for path in expand_paths(paths, self.skipped):
             yield from self._read_file(path)
 
     def _skip(self, origin: str, reason: str) -> None:
@@ -214,7 +214,7 @@ def safe_article_id(given: str) -> tuple[str, bool]:
     return cleaned, cleaned != given
 
 
-def _expand(paths: Iterable[str | Path], skipped: list[SkippedInput]) -> Iterator[Path]:
+def expand_paths(paths: Iterable[str | Path], skipped: list[SkippedInput]) -> Iterator[Path]:
     supported = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES
     for given in paths:
         path = Path(given)

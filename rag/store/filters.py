@@ -15,9 +15,6 @@ class Filters:
     def __bool__(self) -> bool:
         return bool(self.source or self.since or self.until)
 
-    def allows(self, article) -> bool:
-        return self.allows_fields(article.source, article.date)
-
     def allows_fields(self, source: str, date: str) -> bool:
         if self.source and self.source.casefold() not in (source or "").casefold():
             return False

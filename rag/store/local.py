@@ -18,17 +18,18 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, IndexWriteFailed
+from rag.files import folder_written_atomically, fsync_path
 from rag.records import Article, Chunk
+from rag.store.contract import checked_vectors
 from rag.store.filters import Filters
 from rag.store.lexical import bm25_scores
 from rag.store.scoring import blend_sentences
-from rag.store.segment import LANGS, Segment, _fsync
+from rag.store.segment import LANGS, Segment
 
 FORMAT_VERSION = 3
 KEEP_GENERATIONS = 2
@@ -151,9 +152,6 @@ class LocalStore:
             return []
         seg, row = found
         return [seg.chunk_at(r) for r in seg.chunk_rows(row)]
-
-    def chunks(self) -> list[Chunk]:
-        return [c for article_id in list(self._where) + list(self._pending) for c in self.chunks_of(article_id)]
 
     def _locate(self, chunk_id: str) -> tuple[Segment, int]:
         article_id = chunk_id.rpartition("#")[0]
@@ -329,16 +327,10 @@ class LocalStore:
                     sentences: list[tuple[str, np.ndarray, tuple[int, int]]] | None = None) -> None:
         """Add or replace an article with its chunks, their vectors (one row per chunk) and optional
         sentence vectors as (chunk_id, vector, (start, end) in the chunk's text)."""
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors for article {article.id!r}")
-        if any(c.article_id != article.id for c in chunks):
-            raise ValueError(f"chunks passed with article {article.id!r} belong to another article")
-        known = {c.id for c in chunks}
-        if any(cid not in known for cid, _, _ in sentences or []):
-            raise ValueError(f"sentence vectors for article {article.id!r} point at chunks it does not have")
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1) if len(chunks) else \
-            np.zeros((0, self.dim or 0), np.float32)
-        if len(chunks):
+        vectors = checked_vectors(article, chunks, vectors, sentences)
+        if vectors is None:
+            vectors = np.zeros((0, self.dim or 0), np.float32)
+        else:
             if not self.dim:
                 self.dim = vectors.shape[1]
             elif vectors.shape[1] != self.dim:
@@ -438,19 +430,12 @@ class LocalStore:
         self._next_segment += 1
         segment = make(name)
         segment.build_ann(self.ann_min_vectors)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.index_dir))
-        try:
+        final = self.index_dir / name
+        with folder_written_atomically(final, prefix=f".{name}.") as tmp:
             meta = segment.write(tmp)
             meta["sha256"] = {f: _sha256(tmp / f) for f in meta["files"]}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-            _fsync(tmp / "meta.json")
-            final = self.index_dir / name
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            fsync_path(tmp / "meta.json")
         loaded = Segment.read(final, meta, self.dim)  # served from the files from now on, as after a restart
         loaded.ann = segment.ann
         return loaded
@@ -466,7 +451,7 @@ class LocalStore:
                   "generation": generation, "next_segment": self._next_segment, "segments": segments}
         tmp = self.index_dir / f".{name}.json.tmp"
         tmp.write_text(json.dumps(commit, ensure_ascii=False, indent=1))
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, self.index_dir / f"{name}.json")
         point_current_at(self.index_dir, name)  # the commit point
         self._generation = generation
@@ -562,7 +547,7 @@ def point_current_at(index_dir: str | Path, name: str) -> None:
     index_dir = Path(index_dir)
     pointer = index_dir / ".CURRENT.tmp"
     pointer.write_text(name)
-    _fsync(pointer)
+    fsync_path(pointer)
     os.replace(pointer, index_dir / "CURRENT")
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from rag.errors import IndexMismatch, IndexNotFound, RagError
 from rag.records import Article, Chunk
+from rag.store.contract import checked_vectors
 from rag.store.filters import Filters
 from rag.store.lexical import K1, B
 from rag.store.scoring import blend_sentences
@@ -194,11 +195,6 @@ class PostgresStore:
         return [self._chunk(r) for r in self._sql(
             f"select {self._CHUNK} from {self.schema}.chunks where article_id = %s order by n", (article_id,))]
 
-    def chunks(self) -> list[Chunk]:
-        if not self._ready():
-            return []
-        return [self._chunk(r) for r in self._sql(f"select {self._CHUNK} from {self.schema}.chunks order by article_id, n")]
-
     def chunk_vector(self, chunk_id: str) -> np.ndarray:
         row = self._sql(f"select embedding from {self.schema}.chunks where id = %s", (chunk_id,)).fetchone()
         if row is None:
@@ -330,19 +326,12 @@ class PostgresStore:
                     sentences: list[tuple[str, np.ndarray, tuple[int, int]]] | None = None) -> None:
         from rag.arabic import detect_language, tokenize_for_search
 
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors for article {article.id!r}")
-        if any(c.article_id != article.id for c in chunks):
-            raise ValueError(f"chunks passed with article {article.id!r} belong to another article")
-        known = {c.id for c in chunks}
-        if any(cid not in known for cid, _, _ in sentences or []):
-            raise ValueError(f"sentence vectors for article {article.id!r} point at chunks it does not have")
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1) if len(chunks) else None
+        vectors = checked_vectors(article, chunks, vectors, sentences)
         with self._lock:
             self._begin()
             if not self._ready():
                 if vectors is None:
-                    return self._pending_empty(article)
+                    raise RagError(f"article {article.id!r} has no passages and the index is empty: nothing to store")
                 self.dim = vectors.shape[1]
                 self._create(self.dim)
             if vectors is not None and vectors.shape[1] != self.dim:
@@ -373,9 +362,6 @@ class PostgresStore:
                                     [(cid, int(span[0]), int(span[1]), np.asarray(v, dtype=np.float32))
                                      for cid, v, span in sentences])
             self.version += 1
-
-    def _pending_empty(self, article: Article) -> None:
-        raise RagError(f"article {article.id!r} has no passages and the index is empty: nothing to store")
 
     def remove_article(self, article_id: str) -> bool:
         if not self._ready():

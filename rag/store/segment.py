@@ -9,12 +9,12 @@ costs the same at any archive size, and the page cache, not the heap, holds the 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from rag.arabic import detect_language, tokenize_for_search
+from rag.files import fsync_path
 from rag.records import Article, Chunk
 from rag.store.lexical import SegmentLexicon
 
@@ -153,7 +153,7 @@ class Segment:
             faiss.write_index(index, str(folder / f"ann-{key}.faiss"))
             files.append(f"ann-{key}.faiss")
         for name in files:
-            _fsync(folder / name)
+            fsync_path(folder / name)
         return {"name": self.name, "articles": len(self.article_ids), "chunks": len(self.chunk_ids),
                 "sentences": len(self.sent_chunk), "files": sorted(files),
                 "bytes": {name: (folder / name).stat().st_size for name in sorted(files)}}
@@ -227,11 +227,3 @@ class Segment:
 
     def sentence_rows(self, chunk_row: int) -> range:
         return range(int(self.sent_ptr[chunk_row]), int(self.sent_ptr[chunk_row + 1]))
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
