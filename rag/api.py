@@ -7,6 +7,7 @@ app. Errors are JSON `{"error": {"code", "message", "type"}}` (the OpenAI shape)
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -22,6 +23,8 @@ from datetime import date as Date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi import Path as Path_
 from fastapi.concurrency import run_in_threadpool
@@ -288,11 +291,23 @@ def _next(events: Iterator):
     return next(events, _END)
 
 
-async def start_stream(events: Generator) -> Generator:
+def answer_threads(settings: Settings) -> anyio.CapacityLimiter:
+    """Threads for answers, apart from the pool that serves searches, reads and health: an answer waiting for a
+    generation slot holds its thread, and with the shared pool (40 threads) waiting answers once took every
+    thread, so searches and /api/health waited seconds behind them. Room for every answer that may wait
+    (RAG_LLM_QUEUE_MAX), those generating, and streams finishing."""
+    return anyio.CapacityLimiter(settings.llm_queue_max + settings.ui_llm_concurrency + 4)
+
+
+async def in_thread(limiter: anyio.CapacityLimiter, func, *args):
+    return await anyio.to_thread.run_sync(functools.partial(func, *args), limiter=limiter)
+
+
+async def start_stream(events: Generator, limiter: anyio.CapacityLimiter) -> Generator:
     """Runs a stream up to its first event before the response starts, so a full queue or a bad question is a
     proper status code (503, 413, 422) rather than an error in the middle of a 200 stream. What it returns is a
     generator too: closing it (a client gone) closes the stream, and with it the generation slot it holds."""
-    first = await run_in_threadpool(_next, events)
+    first = await in_thread(limiter, _next, events)
 
     def resumed():
         if first is not _END:
@@ -300,6 +315,16 @@ async def start_stream(events: Generator) -> Generator:
         yield from events
 
     return resumed()
+
+
+async def iterate_in(limiter: anyio.CapacityLimiter, lines: Iterator[str]):
+    """A response body from a blocking generator, each step on the answers' threads (Starlette would use the
+    shared pool). Closed when the response ends or the client goes, which releases the generation slot."""
+    try:
+        while (line := await in_thread(limiter, _next, lines)) is not _END:
+            yield line
+    finally:
+        lines.close()
 
 
 def sse(event: str, data: Any) -> str:
@@ -421,6 +446,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
     keys = parse_api_keys(settings.api_keys)
     guarded = [Depends(_key_checker(keys))]
     metrics = Metrics(service)
+    answers = answer_threads(settings)
     app = FastAPI(title="Arabic/English news QA", version="1", responses=_ERRORS, lifespan=_schedule(service),
                   description="Cited answers, passages and briefings over Arabic news, in Arabic or English. "
                               "Send `Authorization: Bearer KEY` when the server sets RAG_API_KEYS.")
@@ -437,9 +463,10 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         quotes the article's sentence instead of asserting an unverified rewording."""
         history = [(t.question, t.answer) for t in body.history] or None
         if body.stream:
-            events = await start_stream(service.stream(body.question, history, body.k))
-            return StreamingResponse(answer_events(events), media_type="text/event-stream", headers=_STREAM_HEADERS)
-        return await run_in_threadpool(service.ask, body.question, history, body.k)
+            events = await start_stream(service.stream(body.question, history, body.k), answers)
+            return StreamingResponse(iterate_in(answers, answer_events(events)), media_type="text/event-stream",
+                                     headers=_STREAM_HEADERS)
+        return await in_thread(answers, service.ask, body.question, history, body.k)
 
     @app.post("/api/retrieve", response_model=Retrieval, tags=["ask"], dependencies=guarded)
     def retrieve(body: RetrieveRequest):
@@ -552,9 +579,10 @@ def create_app(settings: Settings | None = None, service: Service | None = None,
         assistant message with a Markdown source list; `citations` and `answer` carry the structured record."""
         question, history = chat_history(body.messages)
         if body.stream:
-            events = await start_stream(service.stream(question, history or None))
-            return StreamingResponse(chat_chunks(events), media_type="text/event-stream", headers=_STREAM_HEADERS)
-        return chat_completion(await run_in_threadpool(service.ask, question, history or None))
+            events = await start_stream(service.stream(question, history or None), answers)
+            return StreamingResponse(iterate_in(answers, chat_chunks(events)), media_type="text/event-stream",
+                                     headers=_STREAM_HEADERS)
+        return chat_completion(await in_thread(answers, service.ask, question, history or None))
 
     if ui:
         _mount_ui(app, service)

@@ -83,9 +83,10 @@ class Conflict(RagError):
 
 
 class Busy(RagError):
-    """Every generation slot stayed taken for longer than the caller may wait."""
+    """Every generation slot stayed taken for longer than the caller may wait, or too many already wait."""
 
     def __init__(self, waited_s: float, retry_after_s: int):
         super().__init__(f"the service is busy answering other questions (waited {waited_s:.0f}s): try again in "
-                         f"{retry_after_s}s, or raise RAG_LLM_QUEUE_WAIT_S / RAG_UI_LLM_CONCURRENCY")
+                         f"{retry_after_s}s, or raise RAG_LLM_QUEUE_WAIT_S / RAG_LLM_QUEUE_MAX / "
+                         "RAG_UI_LLM_CONCURRENCY")
         self.retry_after_s = retry_after_s

@@ -44,10 +44,12 @@ class GenerationSlots:
     """At most `limit` generations at once (the embedded model on 2 cores: one), shared by every face.
 
     A caller waits up to `wait_s` for a slot, then gets `Busy` with an estimate of when to retry, instead of
-    hanging: an HTTP client turns that into 503 + Retry-After."""
+    hanging: an HTTP client turns that into 503 + Retry-After. So does a caller that finds `max_waiting` already
+    waiting: each waiter holds a thread, and the estimate alone does not bound them (answers refused without a
+    generation are quick, so the mean time per slot can fall far below a generation's)."""
 
-    def __init__(self, limit: int, wait_s: float):
-        self.limit, self.wait_s = limit, wait_s
+    def __init__(self, limit: int, wait_s: float, max_waiting: int = 16):
+        self.limit, self.wait_s, self.max_waiting = limit, wait_s, max_waiting
         self._free = threading.BoundedSemaphore(limit)
         self._lock = threading.Lock()
         self.running = self.waiting = 0
@@ -58,6 +60,8 @@ class GenerationSlots:
         wait_s = self.wait_s if wait_s is None else wait_s
         started = time.perf_counter()
         with self._lock:
+            if self.queue_full():
+                raise Busy(0.0, self.retry_after_s())
             self.waiting += 1
         try:
             acquired = self._free.acquire(timeout=None if math.isinf(wait_s) else wait_s)
@@ -79,6 +83,10 @@ class GenerationSlots:
 
     def full(self) -> bool:
         return self.running + self.waiting >= self.limit
+
+    def queue_full(self) -> bool:
+        """No room to wait: every slot taken and `max_waiting` callers already waiting."""
+        return self.full() and self.waiting >= self.max_waiting
 
     def retry_after_s(self) -> int:
         """Seconds until the queue ahead has probably drained."""
@@ -116,7 +124,8 @@ class Service:
         self._store = self._retriever = self._generation = None
         self._runner = None
         self._lock = threading.RLock()
-        self.slots = GenerationSlots(self.settings.ui_llm_concurrency, self.settings.llm_queue_wait_s)
+        self.slots = GenerationSlots(self.settings.ui_llm_concurrency, self.settings.llm_queue_wait_s,
+                                     self.settings.llm_queue_max)
 
     # ---- collaborators -------------------------------------------------------------------------------------
     def embedder(self):
@@ -189,7 +198,7 @@ class Service:
         wait_s = self.slots.wait_s if wait_s is None else wait_s
         if self.slots.full():
             estimate = self.slots.retry_after_s()
-            if estimate > wait_s:  # fail fast: holding the connection only to fail later helps nobody
+            if estimate > wait_s or self.slots.queue_full():  # fail fast: holding on only to fail helps nobody
                 raise Busy(0.0, estimate)
             yield {"type": "queued", "position": self.slots.waiting + 1, "estimate_s": estimate}
         queued = time.perf_counter()

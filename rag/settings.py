@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # Embedded model: slots with their own prompt caches, so Arabic answers, English answers and follow-up
     # rewrites each keep their shared prefix (system prompt + example) cached instead of evicting each other.
     llm_slots: int = Field(3, ge=1, le=8)
+    # Embedded model: niceness added to its threads (Linux), so searches and pages are not queued behind a
+    # generation; alone on the machine, the model still takes all of it (README: Reliability, load)
+    llm_nice: int = Field(0, ge=0, le=19)
 
     # Answering
     answer_k: int = Field(2, ge=1, le=10)  # passages in the prompt: each costs prompt time on a CPU (README)
@@ -131,9 +134,11 @@ class Settings(BaseSettings):
 
     # Generations at a time, shared by the app, the HTTP API and the CLI's service (1 for the embedded model on
     # 2 cores; more for a remote endpoint); an API request that waits longer than llm_queue_wait_s for one gets
-    # 503 with Retry-After (the app's own queue shows readers their place instead).
+    # 503 with Retry-After (the app's own queue shows readers their place instead), and so does one that finds
+    # llm_queue_max requests already waiting: each waits on a thread of its own, apart from searches and reads.
     ui_llm_concurrency: int = Field(1, ge=1, le=64)
     llm_queue_wait_s: float = Field(60.0, gt=0)
+    llm_queue_max: int = Field(16, ge=0, le=1000)
     ui_max_upload_mb: int = Field(10, ge=1, le=1024)
     max_question_chars: int = Field(2000, ge=10, le=100_000)
     # Web app login (user:password, comma-separated, or a file of such lines).

@@ -203,6 +203,61 @@ def test_a_full_queue_is_503_with_retry_after_and_reads_are_not_stuck(client, se
     assert client.post("/api/ask", json={"question": QUESTION}).status_code == 200
 
 
+def test_answers_waiting_for_the_model_leave_searches_and_health_their_threads(service):  # noqa: F811
+    """Under load, waiting answers once held all 40 threads of the shared pool, and searches, library reads and
+    /api/health waited seconds behind them. Shrunk to 2 threads, the shared pool still serves them at once
+    while 6 answers wait on threads of their own (a real server: the test client serialises requests)."""
+    import anyio.to_thread
+    import httpx
+
+    from rag.api import RunningServer
+    from tests.test_ui import free_port
+
+    app = create_app(service=service, ui=False)
+
+    async def two_shared_threads(scope, receive, send):
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 2
+        await app(scope, receive, send)
+
+    service._llm = RoutingLLM()
+    service.slots.wait_s = 600  # the estimate (8 s a generation) must not turn the 6 away
+    server = RunningServer(two_shared_threads, "127.0.0.1", free_port()).start()
+    try:
+        assert httpx.post(server.url + "/api/ask", json={"question": QUESTION}, timeout=60).status_code == 200
+        with another_reader_generating(service, for_s=60):
+            answered = []
+
+            def ask():
+                answered.append(httpx.post(server.url + "/api/ask", json={"question": QUESTION}, timeout=60).text)
+
+            waiting = [threading.Thread(target=ask) for _ in range(6)]
+            for worker in waiting:
+                worker.start()
+            deadline = time.monotonic() + 30
+            while service.slots.waiting < 6 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert service.slots.waiting == 6, answered
+            started = time.perf_counter()
+            assert httpx.post(server.url + "/api/retrieve", json={"question": "القصف"}).status_code == 200
+            assert httpx.get(server.url + "/api/articles").status_code == 200
+            assert httpx.get(server.url + "/api/health").status_code == 200
+            assert time.perf_counter() - started < 2
+        for worker in waiting:
+            worker.join(60)
+    finally:
+        server.close()
+
+
+def test_a_full_waiting_line_is_503_at_once(client, service):  # noqa: F811
+    service.slots.wait_s, service.slots.max_waiting = 30, 0
+    with another_reader_generating(service):
+        started = time.perf_counter()
+        for body in ({"question": QUESTION}, {"question": QUESTION, "stream": True}):
+            busy = client.post("/api/ask", json=body)
+            assert busy.status_code == 503 and "RAG_LLM_QUEUE_MAX" in busy.json()["error"]["message"]
+        assert time.perf_counter() - started < 2  # not after waiting 30 s
+
+
 def test_the_llm_failing_mid_stream_is_an_error_event_not_a_truncated_answer(client, service):  # noqa: F811
     service._llm = QueueLLM(LLMUnavailable("LLM endpoint unreachable: check RAG_LLM_BASE_URL"))
     events = sse_events(client.post("/api/ask", json={"question": QUESTION, "stream": True}).text)
@@ -293,10 +348,10 @@ def test_a_queued_stream_says_its_place_and_the_answer_how_long_it_waited(client
 def test_closing_a_started_stream_frees_its_generation_slot(service):  # noqa: F811
     import asyncio
 
-    from rag.api import start_stream
+    from rag.api import answer_threads, start_stream
 
     service._llm = RoutingLLM()
-    events = asyncio.run(start_stream(service.stream(QUESTION)))  # what a streaming response holds
+    events = asyncio.run(start_stream(service.stream(QUESTION), answer_threads(service.settings)))  # what a streaming response holds
     assert next(events)["type"] == "evidence" and service.slots.running == 1
     events.close()  # the client went away
     assert service.slots.running == 0

@@ -1,13 +1,15 @@
 """The chat-model contract, run against every implementation, and the failures a user can meet."""
 
 import json
+import os
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from rag.errors import LLMUnavailable
-from rag.llm import EmbeddedServer, OpenAIChat
+from rag.llm import EmbeddedServer, OpenAIChat, started_niced
 from tests.fakes import QueueLLM
 
 
@@ -129,6 +131,35 @@ def test_transient_errors_are_retried(chat_server, monkeypatch):
 def test_missing_embedded_model_says_run_setup(tmp_path):
     with pytest.raises(LLMUnavailable, match="make setup"):
         EmbeddedServer(tmp_path / "missing.gguf").ensure()
+
+
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_the_model_threads_start_niced_and_the_caller_keeps_its_priority():
+    """The embedded model's threads are created by `start`; each inherits the niceness of the thread that made it,
+    so searches on the server's own threads are not queued behind a generation (issue 12's load figures)."""
+    seen = {}
+
+    def start():  # as llama.cpp does: threads of its own, working after the start returns
+        worker = threading.Thread(target=lambda: seen.setdefault("worker", _niceness()))
+        worker.start()
+        worker.join()
+        return "server"
+
+    before = _niceness()
+    assert started_niced(start, 7, "model.gguf") == "server"
+    assert seen["worker"] == min(before + 7, 19) and _niceness() == before
+
+
+def test_a_model_that_fails_to_start_says_what_to_check():
+    def start():
+        raise RuntimeError("bad magic")
+
+    with pytest.raises(LLMUnavailable, match="bad magic.*rag setup --force"):
+        started_niced(start, 10, "model.gguf")
 
 
 @pytest.mark.parametrize("kwargs, bad", [({"base_url": ""}, "base_url"), ({"base_url": "http://x", "max_tokens": 0},

@@ -1,8 +1,9 @@
 """50 readers for 60 seconds against the live server, the fake LLM behind it (integration: the real embedder,
 a minute of load). Gated: 0 failures, 0 lost requests, answers still served. Reported, not gated: retrieval p95
 against its 200 ms target. Timing targets are measured by benchmarks, not timed tests (the house rule): on this
-2-core machine the same load gave retrieval p95 240-380 ms at this commit and at the one before it, minutes apart,
-so a gate on it would fail on the machine's noise, not on the code. `python -m tests.load.run` is the benchmark."""
+2-core machine the same load has given p95s minutes apart that differ by a factor of two, so a gate on it would
+fail on the machine's noise, not on the code. `python -m tests.load.run` is the benchmark; what keeps searches
+quick under waiting answers is tested without timing noise in tests/test_api.py (their own threads)."""
 
 import pytest
 
