@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -335,13 +335,28 @@ class AnswerChain:
         return answer
 
     def stream(self, question: str, history: list[tuple[str, str]] | None = None,
-               k: int | None = None) -> Iterator[dict]:
+               k: int | None = None, gate: Callable[[], Generator[dict, None, float]] | None = None
+               ) -> Iterator[dict]:
         """Yields {"type": "evidence", "evidence": [Citation]} (extract mode: the best-ranked sentence, before the
-        model runs), {"type": "token", "text"} as the answer arrives, then {"type": "answer", "answer": Answer}."""
+        model runs), {"type": "token", "text"} as the answer arrives, then {"type": "answer", "answer": Answer}.
+
+        `gate` runs once, just before the model is first needed, and not at all for a refusal that needs no model:
+        the caller's queue for the model (it may yield `queued` events, and returns the seconds it waited, which
+        are kept out of the other timings as `queue_s`)."""
         started = time.perf_counter()
         usage_before = dict(getattr(self.llm, "usage_totals", None) or {})
         question = check_question(question)
         lang = detect_language(question)
+        queue_s = 0.0
+
+        def wait_for_model() -> Iterator[dict]:
+            nonlocal started, queue_s
+            if gate is not None and not queue_s:
+                queue_s = max((yield from gate()), 1e-6)  # once: a second call finds it set
+                started += queue_s
+
+        if history:
+            yield from wait_for_model()
         standalone = self._standalone(question, lang, history) if history else question
         # One embedding of the question serves retrieval and the ranking of sentences.
         query_vector = self.retriever.embedder.embed_queries([standalone])[0]
@@ -357,6 +372,7 @@ class AnswerChain:
             timings["total_s"] = round(time.perf_counter() - started, 3)
             for key, total in (getattr(self.llm, "usage_totals", None) or {}).items():  # when the server reports them
                 timings[key] = total - usage_before.get(key, 0)
+            timings["queue_s"] = round(queue_s, 3)
             answer.timings = timings
             if history:
                 answer.standalone_question = standalone
@@ -366,6 +382,7 @@ class AnswerChain:
             yield from finish(self._refusal(question, lang))
             return
         if self.mode == "generate":
+            yield from wait_for_model()
             answer = yield from self._generate(question, standalone, lang, hits, query_vector, timings, started)
             yield from finish(answer)
             return
@@ -374,6 +391,7 @@ class AnswerChain:
         if not evidence:
             yield from finish(self._refusal(question, lang))
             return
+        yield from wait_for_model()  # before the evidence: a full queue is then a status, not a broken stream
         timings["evidence_s"] = round(time.perf_counter() - started, 3)
         yield {"type": "evidence", "evidence": [evidence[0].citation(1)]}
         yield from finish(self._extract(question, standalone, lang, evidence))

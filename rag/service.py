@@ -14,8 +14,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from rag.errors import BadInput, Busy, NotFound, RagError
@@ -191,23 +191,26 @@ class Service:
 
     def stream(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
                wait_s: float | None = None) -> Iterator[dict]:
-        """The answer chain's events (evidence, tokens, then the answer), holding a generation slot throughout;
-        first a `queued` event (position, estimated wait) when every slot is taken. A bad question fails before
-        queueing; `Busy` comes before the first event when the estimated wait is longer than the caller waits."""
+        """The answer chain's events (evidence, tokens, then the answer), holding a generation slot from just
+        before the model is needed to the end; first a `queued` event (position, estimated wait) when every slot is
+        taken. A refusal that needs no model (nothing in the articles) takes no slot and never waits. A bad
+        question fails before queueing; `Busy` comes before the first event when the estimated wait is longer
+        than the caller waits, or the waiting line is full."""
         question = self.check_question(question)
         wait_s = self.slots.wait_s if wait_s is None else wait_s
-        if self.slots.full():
-            estimate = self.slots.retry_after_s()
-            if estimate > wait_s or self.slots.queue_full():  # fail fast: holding on only to fail helps nobody
-                raise Busy(0.0, estimate)
-            yield {"type": "queued", "position": self.slots.waiting + 1, "estimate_s": estimate}
-        queued = time.perf_counter()
-        with self.slots.hold(wait_s):
-            queue_s = round(time.perf_counter() - queued, 3)
-            for event in self.chain().stream(question, history=history, k=k):
-                if event["type"] == "answer":
-                    event["answer"].timings["queue_s"] = queue_s  # visible to the client
-                yield event
+        with ExitStack() as slot:
+
+            def gate() -> Generator[dict, None, float]:
+                if self.slots.full():
+                    estimate = self.slots.retry_after_s()
+                    if estimate > wait_s or self.slots.queue_full():  # fail fast: holding on only to fail helps nobody
+                        raise Busy(0.0, estimate)
+                    yield {"type": "queued", "position": self.slots.waiting + 1, "estimate_s": estimate}
+                queued = time.perf_counter()
+                slot.enter_context(self.slots.hold(wait_s))
+                return time.perf_counter() - queued
+
+            yield from self.chain().stream(question, history=history, k=k, gate=gate)
 
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None,
             wait_s: float | None = None) -> Answer:

@@ -248,6 +248,21 @@ def test_answers_waiting_for_the_model_leave_searches_and_health_their_threads(s
         server.close()
 
 
+def test_a_question_the_articles_cannot_answer_is_refused_at_once_without_queueing(client, service):  # noqa: F811
+    """A refusal that needs no model takes no generation slot: it does not wait behind generations, and it does
+    not get 503 when the queue is full."""
+    service.settings = service.settings.model_copy(update={"answer_min_score_ar": 1.0})  # nothing scores that high
+    service.slots.wait_s, service.slots.max_waiting = 0.2, 0
+    with another_reader_generating(service):
+        for body in ({"question": QUESTION}, {"question": QUESTION, "stream": True}):
+            started = time.perf_counter()
+            response = client.post("/api/ask", json=body)
+            assert response.status_code == 200 and time.perf_counter() - started < 2
+            answer = response.json() if not body.get("stream") else sse_events(response.text)[-1][1]
+            assert answer["refused"] and answer["timings"]["queue_s"] == 0
+        assert service.slots.running == 1 and service.slots.waiting == 0
+
+
 def test_a_full_waiting_line_is_503_at_once(client, service):  # noqa: F811
     service.slots.wait_s, service.slots.max_waiting = 30, 0
     with another_reader_generating(service):
