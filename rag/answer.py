@@ -350,9 +350,10 @@ class AnswerChain:
         queue_s = 0.0
 
         def wait_for_model() -> Iterator[dict]:
-            nonlocal started, queue_s
-            if gate is not None and not queue_s:
-                queue_s = max((yield from gate()), 1e-6)  # once: a second call finds it set
+            nonlocal started, queue_s, gate
+            if gate is not None:
+                queue, gate = gate, None  # once
+                queue_s = yield from queue()
                 started += queue_s
 
         if history:

@@ -45,8 +45,7 @@ class GenerationSlots:
 
     A caller waits up to `wait_s` for a slot, then gets `Busy` with an estimate of when to retry, instead of
     hanging: an HTTP client turns that into 503 + Retry-After. So does a caller that finds `max_waiting` already
-    waiting: each waiter holds a thread, and the estimate alone does not bound them (answers refused without a
-    generation are quick, so the mean time per slot can fall far below a generation's)."""
+    waiting (each waiter holds a thread), or whose estimated wait is longer than it may wait (`admit`)."""
 
     def __init__(self, limit: int, wait_s: float, max_waiting: int = 16):
         self.limit, self.wait_s, self.max_waiting = limit, wait_s, max_waiting
@@ -87,6 +86,16 @@ class GenerationSlots:
     def queue_full(self) -> bool:
         """No room to wait: every slot taken and `max_waiting` callers already waiting."""
         return self.full() and self.waiting >= self.max_waiting
+
+    def admit(self, wait_s: float) -> int | None:
+        """Before waiting: None when a slot is free, else the estimated wait in seconds; `Busy` at once when that
+        is longer than `wait_s` or the waiting line is full (holding on only to fail helps nobody)."""
+        if not self.full():
+            return None
+        estimate = self.retry_after_s()
+        if estimate > wait_s or self.queue_full():
+            raise Busy(0.0, estimate)
+        return estimate
 
     def retry_after_s(self) -> int:
         """Seconds until the queue ahead has probably drained."""
@@ -201,10 +210,8 @@ class Service:
         with ExitStack() as slot:
 
             def gate() -> Generator[dict, None, float]:
-                if self.slots.full():
-                    estimate = self.slots.retry_after_s()
-                    if estimate > wait_s or self.slots.queue_full():  # fail fast: holding on only to fail helps nobody
-                        raise Busy(0.0, estimate)
+                estimate = self.slots.admit(wait_s)
+                if estimate is not None:
                     yield {"type": "queued", "position": self.slots.waiting + 1, "estimate_s": estimate}
                 queued = time.perf_counter()
                 slot.enter_context(self.slots.hold(wait_s))

@@ -83,7 +83,8 @@ def run_each_nice(llm: str, users: int, seconds: int, spawn_rate: float, nices: 
     results = []
     for nice in nices:
         done = subprocess.run([sys.executable, "-m", "tests.load.run", "--llm", llm, "--users", str(users),
-                               "--seconds", str(seconds), "--spawn-rate", str(spawn_rate), "--json"], capture_output=True, text=True, cwd=ROOT,
+                               "--seconds", str(seconds), "--spawn-rate", str(spawn_rate), "--json"],
+                              capture_output=True, text=True, cwd=ROOT,
                               env={**os.environ, "RAG_LLM_NICE": str(nice)}, timeout=seconds + 900)
         if done.returncode:
             raise SystemExit(f"the run at nice {nice} failed:\n{done.stderr[-2000:]}")
