@@ -9,11 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
+def write_text_atomic(path: str | Path, text: str, durable: bool = False) -> Path:
+    """`durable`: flushed to disk before the rename (an index's commit points), not only atomic."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
+    if durable:
+        fsync_path(tmp)
     tmp.replace(path)
     return path
 

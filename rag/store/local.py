@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, IndexWriteFailed
-from rag.files import folder_written_atomically, fsync_path
+from rag.files import folder_written_atomically, fsync_path, write_text_atomic
 from rag.records import Article, Chunk
 from rag.store.contract import checked_vectors
 from rag.store.filters import Filters
@@ -449,10 +448,8 @@ class LocalStore:
             segments.append({**meta, "deleted": sorted(self.deleted.get(seg.name, ()))})
         commit = {"format": FORMAT_VERSION, "embedder": self.embedder_name, "dim": self.dim,
                   "generation": generation, "next_segment": self._next_segment, "segments": segments}
-        tmp = self.index_dir / f".{name}.json.tmp"
-        tmp.write_text(json.dumps(commit, ensure_ascii=False, indent=1))
-        fsync_path(tmp)
-        os.replace(tmp, self.index_dir / f"{name}.json")
+        write_text_atomic(self.index_dir / f"{name}.json", json.dumps(commit, ensure_ascii=False, indent=1),
+                          durable=True)
         point_current_at(self.index_dir, name)  # the commit point
         self._generation = generation
         return self.index_dir / f"{name}.json"
@@ -544,11 +541,7 @@ def check_generation(index_dir: str | Path, path: Path, embedder_name: str) -> s
 
 def point_current_at(index_dir: str | Path, name: str) -> None:
     """Make a commit current with one atomic rename (the commit point of every save)."""
-    index_dir = Path(index_dir)
-    pointer = index_dir / ".CURRENT.tmp"
-    pointer.write_text(name)
-    fsync_path(pointer)
-    os.replace(pointer, index_dir / "CURRENT")
+    write_text_atomic(Path(index_dir) / "CURRENT", name, durable=True)
 
 
 def _number(path: Path) -> int:
