@@ -8,9 +8,9 @@ E5     := .models/multilingual-e5-small/RAG_VERSION
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
 
-.PHONY: setup run index test test-unit test-integration reliability browser eval eval-accept brief bench lint clean
+.PHONY: setup native-llm run index test test-unit test-integration reliability browser eval eval-accept brief bench lint clean
 
-setup: $(STAMP) models
+setup: $(STAMP) native-llm models
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ $(STAMP):
 
 models: $(STAMP)
 	$(BIN)/rag setup
+
+# The embedded model's runtime built for this CPU (rag/native.py): the prebuilt wheel stops at AVX2; on an
+# AVX-512 CPU a build of the same version processes prompts faster (`rag bench speed`). About 10 minutes once per
+# machine (the wheel is cached outside the clone, keyed by version and CPU flags); a failed build keeps the prebuilt
+# wheel. NATIVE_LLM=0 skips it.
+NATIVE_LLM ?= 1
+native-llm: $(STAMP)
+	RAG_NATIVE_LLM=$(NATIVE_LLM) $(BIN)/python -m rag.native
 
 index: setup
 	$(BIN)/rag ingest seeds/

@@ -261,6 +261,34 @@ def answers_the_kind_asked(span: str, question: str) -> bool:
     return True
 
 
+_HOW_MANY_EN = re.compile(r"\bhow many ([a-z]+)", re.I)
+_DEFINITE = ("ال", "وال", "بال", "فال", "كال")
+
+
+def counted_figure(question: str, sentence: str) -> str | None:
+    """For an English "how many X" question: the one figure the Arabic sentence attaches to X, read in code, or
+    None. X must be a glossary term (drones -> مسير/طائر, hours -> ساع) found in the sentence, with the figure on
+    that word (a dual: طائرتين) or on a word beside it (48 ساعة, خمسة قتلى); every name of the question must be
+    in the sentence too (by skeleton: "Ain al-Asad" -> عين الأسد), so the figure is about what was asked. Two
+    different figures for X, or a figure the question already gives, is no answer: the model answers, or not."""
+    asked = _HOW_MANY_EN.search(question)
+    stems = arabic_terms(asked.group(1)) if asked else []
+    names = question_names(question)
+    if not stems or not names or any(find_in_arabic(n, sentence) is None for n in names):
+        return None
+    words = sentence.split()
+    norm = [normalize_for_search(w).strip(".,،؛:\"'«»“”()") for w in words]
+    figures: set[str] = set()
+    for i, word in enumerate(norm):
+        # A counted noun is indefinite (48 ساعة, طائرتين); with the article it is a time or a rank (الساعة الثانية).
+        if word.startswith(_DEFINITE) or word.startswith("لل"):
+            continue
+        if any(has_term(stem, [word]) for stem in stems):
+            figures |= numbers(" ".join(words[max(i - 1, 0):i + 2]))
+    figures -= numbers(question)
+    return next(iter(figures)) if len(figures) == 1 else None
+
+
 class AnswerChain:
     """Collaborators are passed in: a retriever (with its store and embedder) and a chat model."""
 
@@ -424,7 +452,8 @@ class AnswerChain:
         if leak:
             return self._refusal(question, lang, leak)
         if not reply or is_refusal(reply) or strip_citations(reply).lower().strip(". ") in ("none", "0"):
-            return self._refusal(question, lang)
+            return (self._counted(question, standalone, shown, confidence) if lang == "en" else None) \
+                or self._refusal(question, lang)
         if lang == "en":
             return self._verify_english(question, standalone, reply, shown, confidence)
         # The words must be in a sentence the model was shown: the one it cites first, else the best-ranked.
@@ -474,6 +503,9 @@ class AnswerChain:
                 citation = shown[i].citation(1)
                 return Answer(question=question, lang="en", answer=f"{rendered} [1].", citations=[citation],
                               flags=flags, evidence=[citation], confidence=confidence)
+        counted = self._counted(question, standalone, shown, confidence)
+        if counted:
+            return counted
         i, _, flags = results[0]
         # Quote the sentence when part of the answer is borne out there (a figure, one word of a name: "John
         # Kerry" for جون كيربي); an answer with nothing verifiable is a refusal (an invented name for a
@@ -485,6 +517,19 @@ class AnswerChain:
         if not partial or any(f.kind in ("copied_question", "not_english") for f in flags):
             return self._refusal(question, "en", *flags)
         return self._quote(question, "en", shown[partial[0]].text, shown[partial[0]].citation(1), flags, confidence)
+
+    def _counted(self, question: str, standalone: str, shown: list[Evidence],
+                 confidence: float | None) -> Answer | None:
+        """An English "how many" question the model declined or answered unverifiably, answered by the figure
+        code reads from the best-ranked shown sentence that has one (`counted_figure`)."""
+        for ev in shown:
+            figure = counted_figure(standalone, ev.text)
+            if figure:
+                citation = ev.citation(1)
+                unit = _HOW_MANY_EN.search(standalone).group(1).lower()
+                return Answer(question=question, lang="en", answer=f"{figure} {unit} [1].", citations=[citation],
+                              evidence=[citation], confidence=confidence)
+        return None
 
     def _quote(self, question: str, lang: str, quote: str, citation: Citation, flags: list[Flag],
                confidence: float | None) -> Answer:

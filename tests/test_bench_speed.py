@@ -16,9 +16,12 @@ def test_the_table_puts_each_configuration_beside_the_previous_one_and_shows_fai
     figures = {"embedders": {"torch": {**EMBEDDER_ROW, "chunks_per_s": 7.4}, "onnx": EMBEDDER_ROW},
                "runtimes": {"xllamacpp": {"prompt_tokens": 500, "prompt_tok_s": 75.0, "gen_tok_s": 29.0},
                             "llama-cpp-python": {"error": "ImportError: no llama_cpp"}},
-               "answers": {"n": 10, "prompt_tokens_p50": 400, "cached_tokens_p50": 300, "first_token_p50_s": 5.0,
-                           "first_token_p95_s": 6.0, "total_p50_s": 5.0, "total_p95_s": 6.0, "right": 0.6,
-                           "confidently_wrong": 0.1}}
+               "answers": {"prebuilt": {"n": 10, "prompt_tokens_p50": 400, "cached_tokens_p50": 300,
+                                        "first_token_p50_s": 6.0, "first_token_p95_s": 7.0, "total_p50_s": 6.0,
+                                        "total_p95_s": 7.0, "right": 0.6, "confidently_wrong": 0.1},
+                           "built here": {"n": 10, "prompt_tokens_p50": 400, "cached_tokens_p50": 300,
+                                          "first_token_p50_s": 5.0, "first_token_p95_s": 6.0, "total_p50_s": 5.0,
+                                          "total_p95_s": 6.0, "right": 0.6, "confidently_wrong": 0.1}}}
     table = format_speed(figures)
     rows = [line for line in table.splitlines() if line.startswith(f"| {EMBEDDERS['torch']}")
             or line.startswith(f"| {EMBEDDERS['onnx']}")]
@@ -26,7 +29,8 @@ def test_the_table_puts_each_configuration_beside_the_previous_one_and_shows_fai
     assert "| 0.93 / 0.804 |" in rows[1]
     assert "1.5 (1.4, 1.5, 1.6)" in rows[1]
     assert "| llama-cpp-python | failed: ImportError" in table
-    assert "| 400 (300) | 5.0 / 6.0 |" in table
+    assert "| prebuilt | 400 (300) | 6.0 / 7.0 |" in table
+    assert "| built here | 400 (300) | 5.0 / 6.0 |" in table
 
 
 def test_a_failed_measurement_comes_back_as_an_error_row_not_a_crash():
@@ -39,6 +43,21 @@ def test_a_failed_measurement_comes_back_as_an_error_row_not_a_crash():
 def test_only_installed_runtimes_are_measured():
     assert "xllamacpp" in installed_runtimes()  # a project dependency
     assert set(installed_runtimes()) <= {"xllamacpp", "llama-cpp-python"}
+
+
+def test_the_prebuilt_runtime_is_measured_beside_a_build_for_this_cpu(monkeypatch, tmp_path):
+    from rag import native
+    from rag.bench import speed
+
+    monkeypatch.setattr(speed, "PREBUILT_DIR", tmp_path / "prebuilt")
+    monkeypatch.setattr(native, "unpack_prebuilt", lambda pinned, target: 0)
+    monkeypatch.setattr(native, "system_info", lambda python: "CPU : AVX2 = 1 | AVX512 = 1 |")
+    configurations = speed.llm_configurations()
+    assert list(configurations)[:2] == [speed.PREBUILT, speed.BUILT_HERE]
+    assert configurations[speed.PREBUILT]["env"]["PYTHONPATH"].startswith(str(tmp_path / "prebuilt"))
+    assert configurations[speed.BUILT_HERE]["env"] == {}
+    monkeypatch.setattr(native, "system_info", lambda python: "CPU : AVX2 = 1 |")  # the prebuilt one installed
+    assert "xllamacpp" in speed.llm_configurations()
 
 
 def test_recall_counts_a_question_only_when_its_own_paragraph_comes_first():

@@ -3,7 +3,7 @@ English rendered from verified Arabic words or not asserted at all."""
 
 import pytest
 
-from rag.answer import AnswerChain, answers_the_kind_asked, rank_sentences
+from rag.answer import AnswerChain, answers_the_kind_asked, counted_figure, rank_sentences
 from rag.evaluate import score_question
 from tests.fakes import QueueLLM
 
@@ -103,13 +103,36 @@ def test_english_name_that_renders_another_arabic_name_is_never_asserted(retriev
 
 
 def test_english_figure_the_sentences_do_not_state_is_never_asserted(retriever):
-    c, _ = chain(retriever, "72 hours [1]")
-    answer = c.ask("How many hours did Asaib Ahl al-Haq give the government?")
+    c, _ = chain(retriever, "72 hours [1]", "72 hours [1]")
+    answer = c.ask("Which deadline in hours did Asaib Ahl al-Haq give the government?")
     assert answer.refused and answer.answer == "The articles don't say."  # nothing in it is borne out
     assert any(f.kind == "unsupported_figure" for f in answer.flags)
+    answer = c.ask("How many hours did Asaib Ahl al-Haq give the government?")
+    assert "72" not in answer.answer  # replaced by the figure code reads from the sentence (test below)
     c, _ = chain(retriever, "48 hours [1]")
     answer = c.ask("How many hours did Asaib Ahl al-Haq give the government?")
     assert answer.answer == "48 hours [1]." and "48" in answer.citations[0].text
+
+
+def test_a_how_many_figure_the_model_declines_is_read_from_the_sentence_in_code(retriever):
+    question = "How many hours did Asaib Ahl al-Haq give the government?"
+    for reply in ("The articles don't say.", "24 hours [1]"):  # declined, or a figure the sentence does not state
+        c, _ = chain(retriever, reply)
+        answer = c.ask(question)
+        assert answer.answer == "48 hours [1]." and not answer.quoted and not answer.refused
+        assert "48 ساعة" in answer.citations[0].text
+    c, _ = chain(retriever, "The articles don't say.")  # no figure of hours in a sentence about that name
+    assert c.ask("How many hours did Kataib Sayyid al-Shuhada give the government?").refused
+
+
+def test_a_counted_figure_needs_the_unit_the_question_names_and_one_figure_for_it():
+    drones = "How many drones were shot down near Ain al-Asad base?"
+    assert counted_figure(drones, "أسقطت الدفاعات طائرتين مسيرتين قرب قاعدة عين الأسد") == "2"  # a dual
+    assert counted_figure(drones, "أسقطت طائرتين مسيرتين ثم 3 طائرات قرب عين الأسد") is None  # two figures
+    assert counted_figure(drones, "سقط 4 صواريخ قرب قاعدة عين الأسد") is None  # rockets are not drones
+    assert counted_figure(drones, "أسقطت طائرتين مسيرتين قرب قاعدة فكتوريا") is None  # not the place asked about
+    assert counted_figure("How many drones were shot down?", "أسقطت طائرتين مسيرتين") is None  # nothing ties it
+    assert counted_figure("Who leads Asaib Ahl al-Haq?", "أمهلت عصائب أهل الحق الحكومة 48 ساعة") is None
 
 
 def test_the_model_can_choose_by_number_from_next_token_probabilities(retriever):

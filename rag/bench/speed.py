@@ -5,9 +5,10 @@ colour the other's): XQuAD R@1 (the quality a faster configuration must keep), i
 vectors on, query embedding and retrieval p50/p95 (one question at a time, as a user asks), peak RSS, and a cold
 `rag retrieve` (a new process over the index on disk,
 timed to its first line of output). Then the embedded LLM: prompt and generation tokens/s of each llama.cpp
-runtime installed here on the same prompt (one at a time: two models at once would measure the contention),
-and the answer chain's prompt tokens and first-token/total p50/p95 on a sample of the question set.
-Prints figures; asserts nothing."""
+runtime here on the same prompt (one at a time: two models at once would measure the contention; with xllamacpp
+built for this CPU installed, the prebuilt wheel is measured beside it), and the answer chain's prompt tokens and
+first-token/total p50/p95 on a sample of the question set, on each xllamacpp build. Prints figures; asserts
+nothing."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ from rag.settings import Settings
 EMBEDDERS = {"torch": "torch fp32 (sentence-transformers; the previous default)",
              "onnx": "ONNX Runtime, 8-bit block-wise (the default)"}
 RUNTIMES = ("xllamacpp", "llama-cpp-python")
+# Where `python -m rag.native --prebuilt` unpacks the prebuilt xllamacpp wheel, so that, with the build made for
+# this CPU installed, the previous runtime is measured beside it in the same run (through PYTHONPATH).
+PREBUILT_DIR = Path(".cache/xllamacpp-prebuilt")
+PREBUILT = "xllamacpp prebuilt (AVX2; the previous default)"
+BUILT_HERE = "xllamacpp built here for this CPU (the default)"
 QUERIES_PER_LANG = 100
 COLD_RUNS = 3
 
@@ -195,6 +201,28 @@ def installed_runtimes() -> list[str]:
     return [r for r in RUNTIMES if importlib.util.find_spec(r.replace("-cpp-python", "_cpp")) is not None]
 
 
+def llm_configurations() -> dict[str, dict]:
+    """The embedded LLM's runtimes to measure, each with the environment of its child process: with the build
+    for this CPU installed (`rag.native`), the prebuilt wheel first (unpacked on PYTHONPATH), then the build; and
+    llama-cpp-python where it is installed. Label -> {"runtime", "env"}."""
+    from rag.native import is_native, system_info, unpack_prebuilt
+
+    configurations: dict[str, dict] = {}
+    runtimes = installed_runtimes()
+    if "xllamacpp" in runtimes:
+        from importlib.metadata import version
+
+        if is_native(system_info(sys.executable)) and unpack_prebuilt(version("xllamacpp"), PREBUILT_DIR) == 0:
+            path = os.pathsep.join(filter(None, [str(PREBUILT_DIR.resolve()), os.environ.get("PYTHONPATH")]))
+            configurations[PREBUILT] = {"runtime": "xllamacpp", "env": {"PYTHONPATH": path}}
+            configurations[BUILT_HERE] = {"runtime": "xllamacpp", "env": {}}
+        else:
+            configurations["xllamacpp"] = {"runtime": "xllamacpp", "env": {}}
+    if "llama-cpp-python" in runtimes:
+        configurations["llama-cpp-python (not a dependency)"] = {"runtime": "llama-cpp-python", "env": {}}
+    return configurations
+
+
 def run_speed_bench(settings: Settings, part: str = "all", answers: int = 10,
                     questions: Path = Path("evals/questions.jsonl"), as_json: bool = False,
                     out=sys.stdout) -> dict:
@@ -206,21 +234,26 @@ def run_speed_bench(settings: Settings, part: str = "all", answers: int = 10,
         figures = measure_answers(settings, questions, answers)
     else:
         progress = sys.stderr if as_json else out
-        figures = {"embedders": {}, "runtimes": {}, "answers": None}
-        for runtime in EMBEDDERS:
-            progress.write(f"  embedder {runtime} ...\n")
+
+        def say(text: str) -> None:
+            progress.write(f"  {text} ...\n")
             progress.flush()
+
+        figures = {"embedders": {}, "runtimes": {}, "answers": {}}
+        for runtime in EMBEDDERS:
+            say(f"embedder {runtime}")
             figures["embedders"][runtime] = _in_subprocess(["--part", f"embedder:{runtime}"],
                                                            {"RAG_EMBED_RUNTIME": runtime})
-        for runtime in installed_runtimes():
-            progress.write(f"  LLM runtime {runtime} ...\n")
-            progress.flush()
-            figures["runtimes"][runtime] = _in_subprocess(["--part", f"runtime:{runtime}"])
-        if answers:
-            progress.write(f"  answer chain, {answers} questions ...\n")
-            progress.flush()
-            figures["answers"] = _in_subprocess(["--part", "answers", "--answers", str(answers),
-                                                 "--set", str(questions)])
+        configurations = llm_configurations()
+        for label, c in configurations.items():
+            say(f"LLM runtime: {label}")
+            figures["runtimes"][label] = _in_subprocess(["--part", f"runtime:{c['runtime']}"], c["env"])
+        # The answer chain on each xllamacpp build (the app's server); llama-cpp-python has no server here.
+        for label, c in configurations.items() if answers else ():
+            if c["runtime"] == "xllamacpp":
+                say(f"answer chain, {answers} questions: {label}")
+                figures["answers"][label] = _in_subprocess(["--part", "answers", "--answers", str(answers),
+                                                            "--set", str(questions)], c["env"])
     if as_json or part != "all":  # one part is a child process's answer to its parent: always JSON
         out.write(json.dumps(figures, ensure_ascii=False) + "\n")
     else:
@@ -260,15 +293,18 @@ def format_speed(f: dict) -> str:
             else:
                 lines.append(f"| {name} | {r['prompt_tokens']} | {r['prompt_tok_s']} | {r['gen_tok_s']} |")
         lines.append("")
-    a = f.get("answers")
-    if a:
-        if "error" in a:
-            lines += [f"Answer chain: failed: {a['error']}", ""]
-        else:
-            lines += [f"Answer chain ({a['n']} questions of the set; embedded model):", "",
-                      "| prompt tokens p50 (of them cached) | first token p50 / p95 s | total p50 / p95 s "
-                      "| right | confidently wrong |", "|---|---|---|---|---|",
-                      f"| {a['prompt_tokens_p50']} ({a['cached_tokens_p50']}) | {a['first_token_p50_s']} / "
-                      f"{a['first_token_p95_s']} | {a['total_p50_s']} / {a['total_p95_s']} | {a['right']} "
-                      f"| {a['confidently_wrong']} |", ""]
+    answers = f.get("answers") or {}
+    if answers:
+        n = next((a["n"] for a in answers.values() if "n" in a), "")
+        lines += [f"Answer chain ({n} questions of the set; embedded model):", "",
+                  "| runtime | prompt tokens p50 (of them cached) | first token p50 / p95 s | total p50 / p95 s "
+                  "| right | confidently wrong |", "|---|---|---|---|---|---|"]
+        for label, a in answers.items():
+            if "error" in a:
+                lines.append(f"| {label} | failed: {a['error']} | | | | |")
+            else:
+                lines.append(f"| {label} | {a['prompt_tokens_p50']} ({a['cached_tokens_p50']}) "
+                             f"| {a['first_token_p50_s']} / {a['first_token_p95_s']} "
+                             f"| {a['total_p50_s']} / {a['total_p95_s']} | {a['right']} | {a['confidently_wrong']} |")
+        lines.append("")
     return "\n".join(lines)
