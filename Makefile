@@ -24,7 +24,7 @@ models: $(STAMP)
 	$(BIN)/rag setup
 
 # The embedded model's runtime built for this CPU (rag/native.py): the prebuilt wheel stops at AVX2; on an
-# AVX-512 CPU a build of the same version processes prompts faster (`rag bench speed`). About 10 minutes once per
+# AVX-512 CPU a build of the same version processes prompts faster (`rag bench speed`). About 7 minutes once per
 # machine (the wheel is cached outside the clone, keyed by version and CPU flags); a failed build keeps the prebuilt
 # wheel. NATIVE_LLM=0 skips it.
 NATIVE_LLM ?= 1

@@ -26,7 +26,7 @@ from rag.arabic import detect_language, normalize_for_search
 from rag.chunk import split_sentences
 from rag.errors import ConfigError
 from rag.llm import choose_option
-from rag.names import arabic_terms, find_in_arabic, has_term, latin_names, question_names
+from rag.names import arabic_terms, find_in_arabic, has_term, is_definite, latin_names, question_names
 from rag.prompts import load_prompt
 from rag.records import Answer, Citation, Flag, Hit
 from rag.retrieve import check_question
@@ -262,7 +262,6 @@ def answers_the_kind_asked(span: str, question: str) -> bool:
 
 
 _HOW_MANY_EN = re.compile(r"\bhow many ([a-z]+)", re.I)
-_DEFINITE = ("ال", "وال", "بال", "فال", "كال")
 
 
 def counted_figure(question: str, sentence: str) -> str | None:
@@ -281,9 +280,9 @@ def counted_figure(question: str, sentence: str) -> str | None:
     figures: set[str] = set()
     for i, word in enumerate(norm):
         # A counted noun is indefinite (48 ساعة, طائرتين); with the article it is a time or a rank (الساعة الثانية).
-        if word.startswith(_DEFINITE) or word.startswith("لل"):
+        if is_definite(word):
             continue
-        if any(has_term(stem, [word]) for stem in stems):
+        if has_term_word(word, stems):
             figures |= numbers(" ".join(words[max(i - 1, 0):i + 2]))
     figures -= numbers(question)
     return next(iter(figures)) if len(figures) == 1 else None

@@ -201,6 +201,15 @@ def arabic_terms(question: str) -> list[str]:
                    if (word == key if len(key) <= 3 else word.startswith(key)) for stem in stems})
 
 
+# The clitics above that carry the definite article (ال, وال, بال …, and لل for ل + ال).
+_DEFINITE_PREFIXES = tuple(p for p, _ in _ARABIC_PREFIXES if p.endswith("ال") or p == "لل")
+
+
+def is_definite(word: str) -> bool:
+    """Whether an Arabic word (normalised) carries the definite article, alone or after a clitic."""
+    return word.startswith(_DEFINITE_PREFIXES)
+
+
 def has_term(stem: str, arabic_text_norm_words: list[str]) -> bool:
     """A stem matches a word that starts with it once a clitic or the article is removed."""
     for word in arabic_text_norm_words:

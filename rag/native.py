@@ -3,7 +3,7 @@
 The prebuilt xllamacpp wheel is compiled for AVX2 only (its `get_system_info()` lists no AVX-512), so on a CPU
 with AVX-512 VNNI it leaves prompt processing, most of an answer's first-token time, on the table. The same
 version built from its source distribution with llama.cpp's GGML_NATIVE (its default outside release builds)
-uses what this CPU has. Building takes about ten minutes on two cores, so the wheel is kept in a cache outside
+uses what this CPU has. Building takes about seven minutes on two cores, so the wheel is kept in a cache outside
 the clone, keyed by version and CPU flags: a wheel built on one CPU can crash on another, and a fresh clone on
 the same machine reuses it.
 
@@ -52,10 +52,10 @@ def cache_dir(pinned: str) -> Path:
     return root / f"{PACKAGE}-{pinned}-cpu-{key}"
 
 
-def system_info(python: str) -> str | None:
+def system_info() -> str | None:
     """The installed runtime's CPU features, read in a child process: a wheel built for another CPU dies there
     (illegal instruction), not here."""
-    proc = subprocess.run([python, "-c", f"import {PACKAGE}; print({PACKAGE}.get_system_info())"],
+    proc = subprocess.run([sys.executable, "-c", f"import {PACKAGE}; print({PACKAGE}.get_system_info())"],
                           capture_output=True, text=True, timeout=120)
     return proc.stdout.strip() if proc.returncode == 0 else None
 
@@ -73,7 +73,7 @@ def build(pinned: str, target: Path) -> Path | None:
     wheels = sorted(target.glob(f"{PACKAGE}-*.whl"))
     if wheels:
         return wheels[-1]
-    print(f"native-llm: building {PACKAGE}=={pinned} for this CPU (about 10 minutes, once per machine) ...",
+    print(f"native-llm: building {PACKAGE}=={pinned} for this CPU (about 7 minutes on 2 cores, once per machine) ...",
           flush=True)
     with tempfile.TemporaryDirectory(prefix="rag-native-") as tmp:
         src = Path(tmp) / "src"
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.prebuilt:
         return unpack_prebuilt(pinned, args.prebuilt)
-    info = system_info(sys.executable)
+    info = system_info()
     if args.status:
         print(f"{PACKAGE} {pinned}: {'built for this CPU' if is_native(info) else 'prebuilt (AVX2)'}; "
               f"cache {cache_dir(pinned)}\n{info}")
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if wheel is None or pip("install", "--force-reinstall", "--no-deps", str(wheel)):
         print("native-llm: warning: keeping the prebuilt wheel (slower prompt processing)", file=sys.stderr)
         return 0
-    if not is_native(system_info(sys.executable)):
+    if not is_native(system_info()):
         print(f"native-llm: warning: the built wheel failed its check; putting back {PACKAGE}=={pinned} "
               f"and removing {wheel}", file=sys.stderr)
         wheel.unlink(missing_ok=True)

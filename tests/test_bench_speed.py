@@ -51,12 +51,12 @@ def test_the_prebuilt_runtime_is_measured_beside_a_build_for_this_cpu(monkeypatc
 
     monkeypatch.setattr(speed, "PREBUILT_DIR", tmp_path / "prebuilt")
     monkeypatch.setattr(native, "unpack_prebuilt", lambda pinned, target: 0)
-    monkeypatch.setattr(native, "system_info", lambda python: "CPU : AVX2 = 1 | AVX512 = 1 |")
+    monkeypatch.setattr(native, "system_info", lambda: "CPU : AVX2 = 1 | AVX512 = 1 |")
     configurations = speed.llm_configurations()
     assert list(configurations)[:2] == [speed.PREBUILT, speed.BUILT_HERE]
     assert configurations[speed.PREBUILT]["env"]["PYTHONPATH"].startswith(str(tmp_path / "prebuilt"))
     assert configurations[speed.BUILT_HERE]["env"] == {}
-    monkeypatch.setattr(native, "system_info", lambda python: "CPU : AVX2 = 1 |")  # the prebuilt one installed
+    monkeypatch.setattr(native, "system_info", lambda: "CPU : AVX2 = 1 |")  # the prebuilt one installed
     assert "xllamacpp" in speed.llm_configurations()
 
 

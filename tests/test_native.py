@@ -16,7 +16,7 @@ def machine(monkeypatch, tmp_path):
     monkeypatch.setenv("RAG_NATIVE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("RAG_NATIVE_LLM", raising=False)
     monkeypatch.setattr(native, "cpu_flags", lambda: ["avx2", "avx512f", "fma"])
-    monkeypatch.setattr(native, "system_info", lambda python: state["info"])
+    monkeypatch.setattr(native, "system_info", lambda: state["info"])
     monkeypatch.setattr(native, "build", lambda pinned, target: state["built"])
 
     def pip(*args):

@@ -212,7 +212,7 @@ def llm_configurations() -> dict[str, dict]:
     if "xllamacpp" in runtimes:
         from importlib.metadata import version
 
-        if is_native(system_info(sys.executable)) and unpack_prebuilt(version("xllamacpp"), PREBUILT_DIR) == 0:
+        if is_native(system_info()) and unpack_prebuilt(version("xllamacpp"), PREBUILT_DIR) == 0:
             path = os.pathsep.join(filter(None, [str(PREBUILT_DIR.resolve()), os.environ.get("PYTHONPATH")]))
             configurations[PREBUILT] = {"runtime": "xllamacpp", "env": {"PYTHONPATH": path}}
             configurations[BUILT_HERE] = {"runtime": "xllamacpp", "env": {}}
