@@ -21,7 +21,7 @@ def test_fifty_readers_for_a_minute(battery):
     retrieve_p95 = routes["/api/retrieve"]["p95_ms"]
     battery.case("load: 50 readers × 60 s (fake LLM)", "0 errors, answers served",
                  f"{routes['Aggregated']['requests']} requests, {failures} errors, {routes['/api/ask']['requests']} "
-                 f"answers, {result['deferred']} deferred", failures == 0 and routes["/api/ask"]["requests"] > 0)
+                 f"answers, {result['deferred']} deferred" + "".join(f"; {e}" for e in result["errors"]), failures == 0 and routes["/api/ask"]["requests"] > 0)
     battery.report("load: retrieval p95 under that load (target < 200 ms)",
                    f"{retrieve_p95:.0f} ms, p50 {routes['/api/retrieve']['p50_ms']:.0f} ms; ask p50 "
                    f"{routes['/api/ask']['p50_ms'] / 1000:.1f} s")

@@ -59,6 +59,9 @@ def run(llm: str = "fake", users: int = 50, seconds: int = 60, generation_s: flo
                  str(prefix), "--only-summary", "--stop-timeout", "300"],
                 capture_output=True, text=True, cwd=ROOT, timeout=seconds + 400)
             rows = list(csv.DictReader(open(f"{prefix}_stats.csv", encoding="utf-8")))
+            # What each failure was (status and body, or the connection error): a failed run names its cause.
+            errors = [f"{r['Name']}: {r['Error']} (×{r['Occurrences']})"
+                      for r in csv.DictReader(open(f"{prefix}_failures.csv", encoding="utf-8"))]
             deferred = next((int(line.split()[-1]) for line in done.stdout.splitlines() + done.stderr.splitlines()
                              if line.startswith("deferred")), 0)
         finally:
@@ -66,7 +69,7 @@ def run(llm: str = "fake", users: int = 50, seconds: int = 60, generation_s: flo
     routes = {r["Name"]: {"requests": int(r["Request Count"]), "failures": int(r["Failure Count"]),
                           "p50_ms": float(r["50%"] or 0), "p95_ms": float(r["95%"] or 0)} for r in rows}
     return {"llm": llm, "users": users, "seconds": seconds, "spawn_rate": spawn_rate, "routes": routes,
-            "deferred": deferred}
+            "deferred": deferred, "errors": errors}
 
 
 def print_table(result: dict) -> None:
@@ -76,6 +79,8 @@ def print_table(result: dict) -> None:
     for name, r in result["routes"].items():
         print(f"{name:<22}{r['requests']:>9}{r['failures']:>9}{r['p50_ms']:>9.0f}{r['p95_ms']:>9.0f}")
     print(f"deferred asks (503 + Retry-After, retried): {result['deferred']}")
+    for error in result.get("errors", []):
+        print(f"failure: {error}")
 
 
 def run_each_nice(llm: str, users: int, seconds: int, spawn_rate: float, nices: list[int]) -> list[dict]:
