@@ -163,9 +163,17 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     return JSONResponse({"error": {"code": code, "message": message, "type": code}}, status, headers=headers)
 
 
+# A client that comes back when Retry-After tells it to reuses its idle keep-alive connection. If the server closes
+# idle connections at that same moment, the request meets a reset and never gets a response (measured: a client
+# idle 5.0 s against uvicorn's default 5 s keep-alive). So idle connections outlive every Retry-After we send.
+KEEP_ALIVE_S = 75
+MAX_RETRY_AFTER_S = 60
+
+
 def rag_error_response(exc: errors.RagError) -> JSONResponse:
     status, code = next((s, c) for kind, s, c in _STATUS if isinstance(exc, kind))
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, errors.Busy) else None
+    headers = ({"Retry-After": str(min(exc.retry_after_s, MAX_RETRY_AFTER_S))} if isinstance(exc, errors.Busy)
+               else None)
     return error_response(status, code, str(exc), headers)
 
 
@@ -654,7 +662,7 @@ class RunningServer:
         import uvicorn
 
         self.url = f"http://{host}:{port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **UVICORN_OPTIONS))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def start(self, wait_s: float = 30.0) -> RunningServer:
@@ -671,9 +679,12 @@ class RunningServer:
         self._thread.join(timeout=10)
 
 
+UVICORN_OPTIONS = {"log_level": "warning", "timeout_keep_alive": KEEP_ALIVE_S}
+
+
 def serve(host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None) -> None:
     import uvicorn
 
     settings = settings or Settings()
     print(f"serving the app at http://{host}:{port}/ , the API at /api and /v1 (docs: /docs)", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(settings), host=host, port=port, **UVICORN_OPTIONS)

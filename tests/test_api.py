@@ -203,6 +203,21 @@ def test_a_full_queue_is_503_with_retry_after_and_reads_are_not_stuck(client, se
     assert client.post("/api/ask", json={"question": QUESTION}).status_code == 200
 
 
+def test_retry_after_is_shorter_than_the_servers_keep_alive(client, service):  # noqa: F811
+    """A reader told to come back in 5 s, against uvicorn's default 5 s keep-alive, sent its retry on a connection
+    the server was closing and got a reset, no response (the load test's intermittent lost ask). Every Retry-After
+    sent must end well before an idle connection is closed, however long the queue's estimate."""
+    from rag.api import KEEP_ALIVE_S, RunningServer
+
+    service.slots.wait_s = 0.2
+    service.slots._mean_s = 500.0  # a queue estimated to take minutes
+    with another_reader_generating(service):
+        busy = client.post("/api/ask", json={"question": QUESTION})
+    assert busy.status_code == 503 and KEEP_ALIVE_S - int(busy.headers["retry-after"]) >= 10
+    server = RunningServer(create_app(service=service, ui=False), "127.0.0.1", 0)
+    assert server._server.config.timeout_keep_alive == KEEP_ALIVE_S
+
+
 def test_answers_waiting_for_the_model_leave_searches_and_health_their_threads(service):  # noqa: F811
     """Under load, waiting answers once held all 40 threads of the shared pool, and searches, library reads and
     /api/health waited seconds behind them. Shrunk to 2 threads, the shared pool still serves them at once

@@ -34,7 +34,8 @@ class Reader(HttpUser):
                     time.sleep(min(float(response.headers["Retry-After"]), 30))
                     continue
                 if response.status_code != 200 or "citations" not in response.text:
-                    response.failure(f"{response.status_code}: {response.text[:80]}")
+                    # Status 0 is no response at all: name the connection error instead of an empty body.
+                    response.failure(f"{response.status_code}: {response.error or response.text[:80]}")
                 return
 
     @task(4)
