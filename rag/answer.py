@@ -234,6 +234,12 @@ def locate_span(reply: str, sentence: str, question: str = "") -> tuple[int, int
                           if all(_same_word(a, b) for a, b in zip(run, norm[j:j + length], strict=True))), None)
             if where is None:
                 continue
+            # Most of what the model said must be found: "أبو" of another man's name, in a sentence lacking
+            # "آلاء الولائي", verifies nothing the model said.
+            rest = content_words(" ".join(said[:at] + said[at + length:]))
+            unfound = [w for w in rest if not any(_same_stem(w, q) for q in content_words(question))]
+            if len(unfound) > length:
+                continue
             span = sentence[words[where][1]:words[where + length - 1][2]]
             if adds_information(span, question):
                 return words[where][1], words[where + length - 1][2]
@@ -259,6 +265,32 @@ def answers_the_kind_asked(span: str, question: str) -> bool:
         norm = normalize_for_search(span)
         return bool(numbers(span) or months(span) or render_days_en(span) or any(w in norm for w in _TIME_WORDS))
     return True
+
+
+_ROLE_QUESTION = re.compile(r"^\s*(?:من\s+(?:هو|هي|هم)|ما\s+(?:هو\s+)?اسم)\s+(\S+)")
+
+
+def names_the_role_asked(sentence: str, question: str) -> bool:
+    """"Who is the spokesman of X" is answered by a sentence that speaks of a spokesman: the role the question
+    asks about ("من هو المتحدث…", "ما اسم القاعدة…") must be in the sentence the name comes from. The leader of X
+    named in another sentence is not X's spokesman (measured: "أبو آلاء الولائي" from "زعيم كتائب سيد الشهداء")."""
+    asked = _ROLE_QUESTION.search(normalize_for_search(question))
+    if not asked:
+        return True
+    role = asked.group(1).strip("؟?،,")
+    written = [normalize_for_search(w).strip(".,،؛:\"'«»“”()") for w in sentence.split()]
+    return any(_same_stem(role, w) for w in written)
+
+
+def mostly_the_question(span: str, question: str) -> bool:
+    """Copied words that are mostly the question's own, with no figure of their own, do not name what was asked:
+    "الفصائل المسلحة العمليات ضد القوات الأميركية" for "which armed factions threatened US forces?" is one new
+    word beside four of the question's (every right Arabic span of the seed questions shares none, or is a figure)."""
+    if numbers(span) - numbers(question):
+        return False
+    words, asked = content_words(span), content_words(question)
+    shared = sum(1 for w in words if any(_same_stem(w, q) for q in asked))
+    return len(words) >= 2 and shared / len(words) > 0.5
 
 
 _HOW_MANY_EN = re.compile(r"\bhow many ([a-z]+)", re.I)
@@ -293,7 +325,7 @@ class AnswerChain:
 
     def __init__(self, retriever, llm, k: int = 2, passage_words: int = 45,
                  min_score: dict[str, float] | None = None, max_tokens: int = 200, history_turns: int = 3,
-                 mode: str = "extract", evidence_chunks: int = 3, evidence_sentences: int = 4,
+                 mode: str = "extract", evidence_chunks: int | dict[str, int] = 3, evidence_sentences: int = 4,
                  evidence_words: int = 140, choice: str = "code", min_choice: float = 0.0,
                  min_question_share: float = 0.4):
         if k < 1:
@@ -317,7 +349,9 @@ class AnswerChain:
         self.max_tokens = max_tokens
         self.history_turns = history_turns
         self.mode = mode
-        self.evidence_chunks = evidence_chunks
+        # Per language: {"ar": n, "en": m}; one number serves both.
+        self.evidence_chunks = evidence_chunks if isinstance(evidence_chunks, dict) else \
+            {"ar": evidence_chunks, "en": evidence_chunks}
         self.evidence_sentences = evidence_sentences
         self.evidence_words = evidence_words
         self.choice = choice
@@ -348,7 +382,8 @@ class AnswerChain:
     def from_settings(cls, retriever, llm, settings) -> AnswerChain:
         return cls(retriever, llm, settings.answer_k, settings.answer_passage_words,
                    {"ar": settings.answer_min_score_ar, "en": settings.answer_min_score_en}, settings.llm_max_tokens,
-                   mode=settings.answer_mode, evidence_chunks=settings.answer_evidence_chunks,
+                   mode=settings.answer_mode,
+                   evidence_chunks={"ar": settings.answer_evidence_chunks, "en": settings.answer_evidence_chunks_en},
                    evidence_sentences=settings.answer_evidence_sentences,
                    evidence_words=settings.answer_evidence_words, choice=settings.answer_choice,
                    min_choice=settings.answer_min_choice, min_question_share=settings.answer_min_question_share)
@@ -388,7 +423,7 @@ class AnswerChain:
         standalone = self._standalone(question, lang, history) if history else question
         # One embedding of the question serves retrieval and the ranking of sentences.
         query_vector = self.retriever.embedder.embed_queries([standalone])[0]
-        n_hits = k or (self.evidence_chunks if self.mode == "extract" else self.k)
+        n_hits = k or (self.evidence_chunks[lang] if self.mode == "extract" else self.k)
         hits = self.retriever.retrieve(standalone, k=n_hits, query_vector=query_vector)
         timings = {"retrieve_s": round(time.perf_counter() - started, 3)}
         best = max((h.scores.get("dense", 0.0) for h in hits), default=0.0)
@@ -482,9 +517,18 @@ class AnswerChain:
         if about < self.min_question_share:
             return self._refusal(question, lang, Flag(
                 kind="off_topic", detail=f"«{span}» is in a sentence that holds {about:.0%} of the question's words"))
-        if not answers_the_kind_asked(span, standalone):
+        if not answers_the_kind_asked(span, standalone) or mostly_the_question(span, standalone):
             flags.append(Flag(kind="wrong_kind", detail=f"«{span}» is not the kind of answer asked for"))
             return self._quote(question, lang, chosen.text, citation, flags, confidence)
+        if not names_the_role_asked(chosen.text, standalone):
+            # The name is another role's. A shown sentence that speaks of the role asked is the evidence to give.
+            flags.append(Flag(kind="wrong_role", detail=f"«{span}» is from a sentence without the role asked about"))
+            about_role = [ev for ev in shown if names_the_role_asked(ev.text, standalone)
+                          and question_share(ev.text, standalone) >= self.min_question_share]
+            if not about_role:
+                return self._refusal(question, lang, *flags)
+            best = max(about_role, key=lambda ev: question_share(ev.text, standalone))
+            return self._quote(question, lang, best.text, best.citation(1), flags, confidence)
         return Answer(question=question, lang=lang, answer=f"{span} [1].", citations=[citation], flags=flags,
                       evidence=[citation], confidence=confidence)
 

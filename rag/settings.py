@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # "generate": the model writes a cited answer, flagged by the same checks (strong endpoints). README.
     answer_mode: Literal["extract", "generate"] = "extract"
     answer_evidence_chunks: int = Field(3, ge=1, le=20)  # retrieved chunks whose sentences are candidates
+    # English questions reach Arabic chunks by dense retrieval alone (no lexical vote across scripts), so the
+    # answering chunk ranks lower; the sentence ranking's name vote then finds it among more (en-48h: 6th chunk).
+    answer_evidence_chunks_en: int = Field(6, ge=1, le=20)
     answer_evidence_sentences: int = Field(4, ge=1, le=9)  # best-ranked sentences shown (one digit each)
     answer_evidence_words: int = Field(140, ge=20)  # and their words at most (prompt time on a CPU)
     # Who chooses the answering sentence: "code" (the ranking; the model copies from the sentences shown) or

@@ -3,7 +3,14 @@ English rendered from verified Arabic words or not asserted at all."""
 
 import pytest
 
-from rag.answer import AnswerChain, answers_the_kind_asked, counted_figure, rank_sentences
+from rag.answer import (
+    AnswerChain,
+    answers_the_kind_asked,
+    counted_figure,
+    mostly_the_question,
+    names_the_role_asked,
+    rank_sentences,
+)
 from rag.evaluate import score_question
 from tests.fakes import QueueLLM
 
@@ -174,3 +181,39 @@ def test_a_span_from_a_sentence_about_something_else_is_refused(retriever):
     assert answer.refused and [f.kind for f in answer.flags] == ["off_topic"]
     c, _ = chain(retriever, "4 صواريخ [2]", min_question_share=0.0)
     assert c.ask(DEADLINE).answer.startswith("4 صواريخ")
+
+
+def test_a_name_from_a_sentence_about_another_role_is_not_asserted(retriever):
+    question = "من هو المتحدث باسم كتائب سيد الشهداء؟"
+    assert not names_the_role_asked("وكان زعيم كتائب سيد الشهداء العراقية أبو آلاء الولائي توعد", question)
+    assert names_the_role_asked('وقال المتحدث باسم "الكتائب"، كاظم الفرطوسي، لوكالة', question)
+    assert names_the_role_asked("في قاعدة \"كالسو\" العسكرية", "ما اسم القاعدة التي وقع فيها انفجار؟")
+    assert names_the_role_asked("برئاسة مصطفى الكاظمي", "من ترأس الاجتماع؟")  # a verb is not a role
+    c, _ = chain(retriever, "أبو آلاء الولائي [1]")  # the leader's name, copied from the sentence calling him so
+    answer = c.ask("من هو المتحدث باسم كتائب سيد الشهداء العراقية الذي توعد بالرد على هجوم كالسو؟")
+    assert answer.quoted and [f.kind for f in answer.flags] == ["wrong_role"]
+    assert "المتحدث باسم" in answer.answer  # the evidence given speaks of a spokesman
+
+
+def test_one_word_of_a_longer_reply_found_in_a_sentence_verifies_nothing(retriever):
+    # "أبو" is in the shown sentence (another man's name); "آلاء الولائي" is not.
+    c, _ = chain(retriever, "أبو آلاء الولائي [1]")
+    answer = c.ask("من هو المتحدث باسم كتائب سيد الشهداء؟")
+    assert not answer.answer.startswith('"أبو') and (answer.quoted or answer.refused)
+
+
+def test_words_that_are_mostly_the_questions_own_are_not_an_answer():
+    question = "ما الفصائل العراقية المسلحة التي توعدت القوات الأميركية في المقالات؟"
+    assert mostly_the_question("الفصائل المسلحة العمليات ضد القوات الأميركية", question)
+    assert not mostly_the_question("كتائب حزب الله وحركة النجباء", question)
+    assert not mostly_the_question("48 ساعة", DEADLINE)  # a figure of its own
+
+
+def test_english_questions_rank_the_sentences_of_more_chunks(retriever, monkeypatch):
+    asked = []
+    retrieve = retriever.retrieve
+    monkeypatch.setattr(retriever, "retrieve", lambda q, k=None, **kw: asked.append(k) or retrieve(q, k=k, **kw))
+    c, _ = chain(retriever, "48 hours [1]", "48 ساعة [1]", evidence_chunks={"ar": 3, "en": 6})
+    c.ask("How many hours did Asaib Ahl al-Haq give the Iraqi government?")
+    c.ask(DEADLINE)
+    assert asked == [6, 3]
