@@ -174,7 +174,7 @@ def adds_information(span: str, question: str) -> bool:
     if numbers(span) - numbers(question):
         return True
     asked = content_words(question)
-    return any(not any(_same_stem(word, q) for q in asked) for word in content_words(span))
+    return any(not _stem_among(word, asked) for word in content_words(span))
 
 
 def question_share(sentence: str, question: str) -> float:
@@ -183,7 +183,7 @@ def question_share(sentence: str, question: str) -> float:
     sentence holding at least 43% of them; 8 of 16 wrong ones from sentences holding under 30%)."""
     asked = content_words(question)
     written = content_words(sentence)
-    return sum(1 for w in asked if any(_same_stem(w, x) for x in written)) / len(asked) if asked else 1.0
+    return sum(1 for w in asked if _stem_among(w, written)) / len(asked) if asked else 1.0
 
 
 def _same_stem(a: str, b: str) -> bool:
@@ -191,6 +191,19 @@ def _same_stem(a: str, b: str) -> bool:
     صاروخ / صاروخا) or a clitic (حركه / لحركه, محافظه / بمحافظه)."""
     short, long_ = sorted((a, b), key=len)
     return len(short) >= 3 and (long_.startswith(short) or long_.endswith(short))
+
+
+def _stem_among(word: str, words: list[str]) -> bool:
+    return any(_same_stem(word, w) for w in words)
+
+
+# Punctuation that clings to an Arabic word in running text, stripped before words are compared.
+_WORD_EDGES = ".,،؛:\"'«»“”()"
+
+
+def _plain_words(text: str) -> list[str]:
+    """A sentence's words, normalised for search, without the punctuation around them."""
+    return [normalize_for_search(w).strip(_WORD_EDGES) for w in text.split()]
 
 
 def has_term_word(word: str, terms: list[str]) -> bool:
@@ -219,12 +232,13 @@ def locate_span(reply: str, sentence: str, question: str = "") -> tuple[int, int
     the model wrote as digits matches the sentence's number word (3 / ثلاثة). What the model added around the
     run is not asserted, except that a figure it added which the sentence does not hold rejects the reply
     ("72 ساعة" is not found in a sentence that says "48 ساعة")."""
-    clean = ".,،؛:\"'«»“”()[]"
+    clean = _WORD_EDGES + "[]"
     words = [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", sentence)]
     norm = [normalize_for_search(w).strip(clean) for w, _, _ in words]
     said = [w for w in (normalize_for_search(w).strip(clean) for w in strip_citations(reply).split()) if w]
     if numbers(" ".join(said)) - numbers(sentence):
         return None
+    asked = content_words(question)
     written = {next(iter(numbers(w))): w for w in norm if len(numbers(w)) == 1 and not w[:1].isdigit()}
     said = [written.get(w, w) if w.isdigit() and w not in norm else w for w in said]
     for length in range(len(said), 0, -1):
@@ -237,7 +251,7 @@ def locate_span(reply: str, sentence: str, question: str = "") -> tuple[int, int
             # Most of what the model said must be found: "أبو" of another man's name, in a sentence lacking
             # "آلاء الولائي", verifies nothing the model said.
             rest = content_words(" ".join(said[:at] + said[at + length:]))
-            unfound = [w for w in rest if not any(_same_stem(w, q) for q in content_words(question))]
+            unfound = [w for w in rest if not _stem_among(w, asked)]
             if len(unfound) > length:
                 continue
             span = sentence[words[where][1]:words[where + length - 1][2]]
@@ -278,8 +292,7 @@ def names_the_role_asked(sentence: str, question: str) -> bool:
     if not asked:
         return True
     role = asked.group(1).strip("؟?،,")
-    written = [normalize_for_search(w).strip(".,،؛:\"'«»“”()") for w in sentence.split()]
-    return any(_same_stem(role, w) for w in written)
+    return _stem_among(role, _plain_words(sentence))
 
 
 def mostly_the_question(span: str, question: str) -> bool:
@@ -289,7 +302,7 @@ def mostly_the_question(span: str, question: str) -> bool:
     if numbers(span) - numbers(question):
         return False
     words, asked = content_words(span), content_words(question)
-    shared = sum(1 for w in words if any(_same_stem(w, q) for q in asked))
+    shared = sum(1 for w in words if _stem_among(w, asked))
     return len(words) >= 2 and shared / len(words) > 0.5
 
 
@@ -308,7 +321,7 @@ def counted_figure(question: str, sentence: str) -> str | None:
     if not stems or not names or any(find_in_arabic(n, sentence) is None for n in names):
         return None
     words = sentence.split()
-    norm = [normalize_for_search(w).strip(".,،؛:\"'«»“”()") for w in words]
+    norm = _plain_words(sentence)
     figures: set[str] = set()
     for i, word in enumerate(norm):
         # A counted noun is indefinite (48 ساعة, طائرتين); with the article it is a time or a rank (الساعة الثانية).
@@ -523,11 +536,12 @@ class AnswerChain:
         if not names_the_role_asked(chosen.text, standalone):
             # The name is another role's. A shown sentence that speaks of the role asked is the evidence to give.
             flags.append(Flag(kind="wrong_role", detail=f"«{span}» is from a sentence without the role asked about"))
-            about_role = [ev for ev in shown if names_the_role_asked(ev.text, standalone)
-                          and question_share(ev.text, standalone) >= self.min_question_share]
+            about_role = [(question_share(ev.text, standalone), ev) for ev in shown
+                          if names_the_role_asked(ev.text, standalone)]
+            about_role = [(share, ev) for share, ev in about_role if share >= self.min_question_share]
             if not about_role:
                 return self._refusal(question, lang, *flags)
-            best = max(about_role, key=lambda ev: question_share(ev.text, standalone))
+            best = max(about_role, key=lambda pair: pair[0])[1]
             return self._quote(question, lang, best.text, best.citation(1), flags, confidence)
         return Answer(question=question, lang=lang, answer=f"{span} [1].", citations=[citation], flags=flags,
                       evidence=[citation], confidence=confidence)

@@ -168,6 +168,7 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 # idle 5.0 s against uvicorn's default 5 s keep-alive). So idle connections outlive every Retry-After we send.
 KEEP_ALIVE_S = 75
 MAX_RETRY_AFTER_S = 60
+UVICORN_OPTIONS = {"log_level": "warning", "timeout_keep_alive": KEEP_ALIVE_S}
 
 
 def rag_error_response(exc: errors.RagError) -> JSONResponse:
@@ -677,9 +678,6 @@ class RunningServer:
     def close(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
-
-
-UVICORN_OPTIONS = {"log_level": "warning", "timeout_keep_alive": KEEP_ALIVE_S}
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, settings: Settings | None = None) -> None:
