@@ -268,6 +268,11 @@ _TIME_WORDS = ("فجر", "صباح", "ظهر", "عصر", "مساء", "ليل", "
 _HOUR_WORDS = ("ساعه", "فجر", "صباح", "ظهر", "عصر", "مساء", "ليل", "منتصف")
 
 
+def _asks_for_figure_or_date(question: str) -> bool:
+    """A "how many" or a "when" question: answered by a figure or a date, not a name."""
+    return bool(_FIGURE_QUESTION.search(question) or _TIME_QUESTION.search(question))
+
+
 def answers_the_kind_asked(span: str, question: str) -> bool:
     """A "how many" question is answered by a figure, a "what time" question by a time of day, a "when"
     question by a date, a time or a day."""
@@ -317,7 +322,7 @@ def mostly_the_question(span: str, question: str) -> bool:
 # no stop list holds.
 _NOT_NAME_WORDS = frozenset(normalize_for_search(w) for w in (
     "قال قالت يقول تقول أعلن أعلنت أكد أكدت ذكر ذكرت أضاف أضافت أوضح أوضحت تابع وقال وأكد وأضاف وذكر مثل "
-    "نحو أيضا فقط أمس اليوم يوم وهو وهي لكن بينما معناه يعني أي").split())
+    "نحو أيضا فقط أمس اليوم يوم وهو وهي لكن بينما معناه يعني").split())
 
 
 def whole_name(sentence: str, start: int, end: int, question: str) -> tuple[int, int]:
@@ -328,8 +333,7 @@ def whole_name(sentence: str, start: int, end: int, question: str) -> tuple[int,
     of a two-word name and states half a name). Only for one word that is not a figure, and only asked "who" or
     "what", not "how many" or "when"; at most one word each side."""
     span = sentence[start:end]
-    if len(span.split()) != 1 or numbers(span) or _FIGURE_QUESTION.search(question) \
-            or _TIME_QUESTION.search(question):
+    if len(span.split()) != 1 or numbers(span) or _asks_for_figure_or_date(question):
         return start, end
     asked = content_words(question)
 
@@ -337,7 +341,7 @@ def whole_name(sentence: str, start: int, end: int, question: str) -> tuple[int,
         if word != word.strip(_WORD_EDGES + "-–—/"):
             return False  # punctuation between it and the span (or on its far side) ends the name
         norm = normalize_for_search(word)
-        return (len(norm) >= 3 and not numbers(norm) and norm not in _NOT_NAME_WORDS and bool(content_words(norm))
+        return (bool(content_words(norm)) and not numbers(norm) and norm not in _NOT_NAME_WORDS
                 and not is_definite(norm) and not _stem_among(norm, asked))
 
     # A word ending in punctuation closes its phrase; a definite one ("الكاظمي") ends a name.
@@ -364,7 +368,7 @@ def rival_figure(span: str, chosen: Evidence, shown: list[Evidence], question: s
     different figures; None when there is none. Measured on Arabic XQuAD: "متى حقق تسلا براءة اختراع جهاز الإرسال
     الكهربائي؟" answered 1901 (Marconi's broadcast; 43% of the question's words) beside the sentence of the patent
     in 1900 (71%). Every right figure of the seed and XQuAD runs came from a sentence within 0.17 of the best."""
-    if not (_FIGURE_QUESTION.search(question) or _TIME_QUESTION.search(question)):
+    if not _asks_for_figure_or_date(question):
         return None
     floor = question_share(chosen.text, question) + RIVAL_MARGIN
     said, asked = numbers(span), numbers(question)
