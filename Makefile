@@ -10,7 +10,7 @@ PORT   ?= 7860
 
 .PHONY: setup native-llm run index test test-unit test-integration reliability browser eval eval-accept brief bench lint clean
 
-setup: $(STAMP) native-llm models
+setup: $(STAMP) models native-llm
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,10 @@ models: $(STAMP)
 # The embedded model's runtime built for this CPU (rag/native.py): the prebuilt wheel stops at AVX2; on an
 # AVX-512 CPU a build of the same version processes prompts faster (`rag bench speed`). About 7 minutes once per
 # machine (the wheel is cached outside the clone, keyed by version and CPU flags); a failed build keeps the prebuilt
-# wheel. NATIVE_LLM=0 skips it.
+# wheel, and so does a build that crashes on its first prompt (checked with the model, so after `models`).
+# NATIVE_LLM=0 skips it.
 NATIVE_LLM ?= 1
-native-llm: $(STAMP)
+native-llm: $(STAMP) models
 	RAG_NATIVE_LLM=$(NATIVE_LLM) $(BIN)/python -m rag.native
 
 index: setup

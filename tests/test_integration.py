@@ -42,3 +42,14 @@ def test_ultimatum_question_finds_its_article(seeded_index, capsys, monkeypatch)
     assert main(["retrieve", "كم ساعة أمهلت عصائب أهل الحق الحكومة؟", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)["hits"]
     assert hits[0]["article_id"] == "004_11e11d9def2c09fb"
+
+
+def test_the_installed_llm_runtime_serves_a_prompt():
+    """A runtime built for this CPU can import and still crash on its first prompt (the AMX build of issue 15's
+    runtime did): serve one, in a child process, with whatever `make setup` installed."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "rag.native", "--smoke"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and "smoke: ok" in proc.stdout, (proc.returncode, proc.stdout[-300:])
