@@ -49,6 +49,7 @@ from rag.verify import (
     render_days_en,
     strip_citations,
     unverified_names,
+    verified_family_name,
 )
 
 MODES = ("extract", "generate")
@@ -806,6 +807,12 @@ def render_english(english: str, sentence: str, question: str) -> tuple[str, lis
         for name in latin_names(english):
             if name != q_name and find_in_arabic(name, sentence[where[0]:where[1]]) is not None:
                 english = english.replace(name, q_name)
+    for name in unverified_names(english, sentence, question):
+        family = verified_family_name(name, sentence, question)
+        if family:
+            english = english.replace(name, family)
+            flags.append(Flag(kind="partial_name", detail=f"«{name}»: only {family} renders the Arabic; "
+                                                          "the given name is shown in Arabic"))
     new_words = set(content_words(english)) - set(content_words(question))
     figures = numbers(english) - numbers(question)
     extra = numbers(english) - numbers(sentence) - numbers(question)
