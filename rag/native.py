@@ -212,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"native-llm: {PACKAGE}=={pinned} built for this CPU is installed")
             return 0
         if (target / FAILED).exists():
-            print(f"native-llm: the build {target.name} failed its check before: not tried again (delete "
-                  f"{target / FAILED} to)", file=sys.stderr)
+            print(f"native-llm: the build {target.name} failed its check before; delete {target / FAILED} to "
+                  "try it again", file=sys.stderr)
             continue
         wheel = build(pinned, target, options)
         if wheel is None:
