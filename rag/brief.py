@@ -50,6 +50,7 @@ from rag.verify import (
     strip_citations,
     unsupported,
     unverified_names,
+    verified_family_name,
     word_share,
 )
 
@@ -627,7 +628,10 @@ def verified_facts(rendering: str, arabic: str, rare: set[str] | None = None) ->
     names = []
     for found in latin_names(rendering or ""):
         name = " ".join(name_words(found))
-        if not name or unverified_names(name, arabic, "") or name in names:
+        if name and unverified_names(name, arabic, ""):  # "Cesar Khazali": the family name alone, if borne out
+            family = verified_family_name(name, arabic, "")
+            name = family.split(" (")[0] if family else ""
+        if not name or name in names:
             continue
         where = find_in_arabic(name, arabic)
         matched = set(content_words(arabic[where[0]:where[1]])) if where else set()

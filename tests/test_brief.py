@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from rag.brief import Briefer, render, select_articles
+from rag.brief import Briefer, render, select_articles, verified_facts
 from rag.chunk import ArabicChunker
 from rag.cli import main
 from rag.errors import BadInput
@@ -308,3 +308,13 @@ def test_a_clause_ending_in_a_semicolon_is_one_sentence_with_what_follows(tmp_pa
     Ingestor(store, embedder, ArabicChunker()).ingest([folder])
     [story] = briefer(store, QueueLLM(), mode="extract").brief(date="2021-06-28").stories
     assert "طهران؛ الحكومة العراقية 48 ساعة" in story.summary
+
+
+def test_english_facts_keep_what_the_arabic_bears_out_of_a_name():
+    arabic = "وأمهلت ميليشيا “عصائب أهل الحق” التي يقودها قيس الخزعلي المقرب من طهران؛ الحكومة العراقية 48 ساعة"
+    assert verified_facts("Asaib, led by Qais Khazali of Tehran, gave 48 hours", arabic) == \
+        ["names: Asaib, Qais Khazali, Tehran", "figures: 48"]
+    # The model's given name renders nothing: the family name it got right is kept, the invented one is not.
+    assert verified_facts("Asaib, led by Cesar Khazali of Tehran, gave 48 hours", arabic) == \
+        ["names: Asaib, Khazali, Tehran", "figures: 48"]
+    assert verified_facts("Asaib, led by Cesar Mahdi, gave 48 hours", arabic) == ["names: Asaib", "figures: 48"]
