@@ -308,6 +308,22 @@ def only_foreign_words(span: str) -> bool:
         and not re.search("[\u0621-\u064a]", span)
 
 
+# Words an answer cannot end on: a preposition, a relative or a particle leaves the phrase open ("... دون").
+_DANGLING = frozenset(normalize_for_search(w) for w in (
+    "في من على إلى الى عن أن ان أو او مع دون بين عند حتى منذ التي الذي الذين اللذين حيث قد لم لن ثم كما لـ و").split())
+_PAIRS = (("(", ")"), ("[", "]"), ("«", "»"), ("“", "”"))
+
+
+def cut_off(span: str) -> bool:
+    """Words copied across a boundary are a fragment, not an answer: a span that closes a bracket or quotation it
+    did not open, or opens one it does not close ('وسيد إيطاليا وكونت النورمان …")', from a title quoted in
+    brackets), or that ends on a word that leaves the phrase open ("… يمكنهم نكث عهودهم دون"; Arabic XQuAD)."""
+    if span.count('"') % 2 or any(span.count(a) != span.count(b) for a, b in _PAIRS):
+        return True
+    words = normalize_for_search(span).split()
+    return len(words) > 1 and words[-1].strip("\"'()[]«»“”") in _DANGLING
+
+
 def mostly_the_question(span: str, question: str) -> bool:
     """Copied words that are mostly the question's own, with no figure of their own, do not name what was asked:
     "الفصائل المسلحة العمليات ضد القوات الأميركية" for "which armed factions threatened US forces?" is one new
@@ -607,6 +623,9 @@ class AnswerChain:
         if not answers_the_kind_asked(span, standalone) or mostly_the_question(span, standalone) \
                 or only_foreign_words(span):
             flags.append(Flag(kind="wrong_kind", detail=f"«{span}» is not the kind of answer asked for"))
+            return self._quote(question, lang, chosen.text, citation, flags, confidence)
+        if cut_off(span):
+            flags.append(Flag(kind="fragment", detail=f"«{span}» is cut out of a phrase or quotation"))
             return self._quote(question, lang, chosen.text, citation, flags, confidence)
         rival = rival_figure(span, chosen, shown, standalone)
         if rival is not None:  # two sentences give different figures: the one more about the question is shown

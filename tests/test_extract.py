@@ -7,6 +7,7 @@ from rag.answer import (
     AnswerChain,
     answers_the_kind_asked,
     counted_figure,
+    cut_off,
     mostly_the_question,
     names_the_role_asked,
     only_foreign_words,
@@ -281,3 +282,20 @@ def test_english_questions_rank_the_sentences_of_more_chunks(retriever, monkeypa
     c.ask("How many hours did Asaib Ahl al-Haq give the Iraqi government?")
     c.ask(DEADLINE)
     assert asked == [6, 3]
+
+
+def test_words_cut_out_of_a_phrase_or_a_quotation_are_quoted_not_asserted(retriever):
+    c, _ = chain(retriever, "48 ساعة للإفراج عن [1]")  # the phrase left open
+    answer = c.ask(DEADLINE)
+    assert answer.quoted and [f.kind for f in answer.flags] == ["fragment"] and "48 ساعة" in answer.answer
+    c, _ = chain(retriever, "48 ساعة [1]")
+    assert c.ask(DEADLINE).answer == "48 ساعة [1]."  # the same figure, as a whole phrase, is asserted
+
+
+def test_a_fragment_is_told_from_a_whole_phrase():
+    # Arabic XQuAD: a title copied from inside its brackets, and a clause cut before its object.
+    assert cut_off('وسيد إيطاليا وكونت النورمان في جميع أرجاء أبوليا وكالابريا")')
+    assert cut_off("مارتن لوثر في العهود الرهبانية، حيث طمأن الراهبين والراهبات أنه يمكنهم نكث عهودهم دون")
+    assert cut_off("«المقاومة الإسلامية") and cut_off("قاعدة عين الأسد (غربي")
+    assert not cut_off('كتائب "سيد الشهداء"') and not cut_off("قاعدة عين الأسد (غربي العراق)")
+    assert not cut_off("جون كيربي") and not cut_off("48 ساعة") and not cut_off("القائم")
