@@ -25,7 +25,7 @@ models: $(STAMP)
 
 # The embedded model's runtime built for this CPU (rag/native.py): the prebuilt wheel stops at AVX2; on an
 # AVX-512 CPU a build of the same version processes prompts faster (`rag bench speed`). About 7 minutes once per
-# machine (the wheel is cached outside the clone, keyed by version and CPU flags); a failed build keeps the prebuilt
+# machine (the wheel is cached outside the clone, keyed by version, CPU flags and build options); a failed build keeps the prebuilt
 # wheel, and so does a build that crashes on its first prompt (checked with the model, so after `models`).
 # NATIVE_LLM=0 skips it.
 NATIVE_LLM ?= 1

@@ -829,9 +829,9 @@ def render_english(english: str, sentence: str, question: str) -> tuple[str, lis
     for name in unverified_names(english, sentence, question):
         family = verified_family_name(name, sentence, question)
         if family:
-            english = english.replace(name, family)
-            flags.append(Flag(kind="partial_name", detail=f"«{name}»: only {family} renders the Arabic; "
-                                                          "the given name is shown in Arabic"))
+            english = english.replace(name, f"{family[0]} ({family[1]})")
+            flags.append(Flag(kind="partial_name", detail=f"«{name}»: only {family[0]} renders the Arabic "
+                                                          f"{family[1]}; the given name is shown in Arabic"))
     new_words = set(content_words(english)) - set(content_words(question))
     figures = numbers(english) - numbers(question)
     extra = numbers(english) - numbers(sentence) - numbers(question)

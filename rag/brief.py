@@ -630,7 +630,7 @@ def verified_facts(rendering: str, arabic: str, rare: set[str] | None = None) ->
         name = " ".join(name_words(found))
         if name and unverified_names(name, arabic, ""):  # "Cesar Khazali": the family name alone, if borne out
             family = verified_family_name(name, arabic, "")
-            name = family.split(" (")[0] if family else ""
+            name = family[0] if family else ""
         if not name or name in names:
             continue
         where = find_in_arabic(name, arabic)

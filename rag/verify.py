@@ -284,26 +284,28 @@ def unverified_names(english: str, arabic: str, question: str) -> list[str]:
     return out
 
 
-def verified_family_name(name: str, arabic: str, question: str) -> str | None:
+def verified_family_name(name: str, arabic: str, question: str) -> tuple[str, str] | None:
     """For a Latin name of several words whose family name renders an Arabic name of `arabic` but whose given
-    name does not ("Cesar Khazali" for قيس الخزعلي): the family name with the Arabic name beside it,
-    "Khazali (قيس الخزعلي)", so only what the check confirms is said in English. None when the family name is
+    name does not ("Cesar Khazali" for قيس الخزعلي): (the family name, the Arabic name it belongs to), e.g.
+    ("Khazali", "قيس الخزعلي"), so only what the check confirms is said in English. None when the family name is
     not borne out, is the question's own word, or the name has one word ("John Kerry" for جون كيربي stays
     unverified: a given name alone names no one)."""
     words = name_words(name)
     if len(words) < 2 or normalize_for_search(words[-1]) in normalize_for_search(question):
         return None
-    kept = next((words[i:] for i in range(1, len(words)) if find_in_arabic(" ".join(words[i:]), arabic)), None)
-    if not kept:
+    for dropped in range(1, len(words)):
+        where = find_in_arabic(" ".join(words[dropped:]), arabic)
+        if where:
+            break
+    else:
         return None
-    start, end = find_in_arabic(" ".join(kept), arabic)
+    start, end = where
     # The Arabic name: the confirmed words and, before them, as many words as the given names left out, when
     # nothing but a space parts them.
-    before = [w for w in arabic_words(arabic[:start])][-(len(words) - len(kept)):]
+    before = arabic_words(arabic[:start])[-dropped:]
     if before and not arabic[before[0][1]:start].replace(" ", "").isalpha():
         before = []
-    shown = arabic[before[0][1] if before else start:end]
-    return f"{' '.join(kept)} ({shown})"
+    return " ".join(words[dropped:]), arabic[before[0][1] if before else start:end]
 
 
 _WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

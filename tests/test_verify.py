@@ -59,14 +59,14 @@ def test_english_names_must_render_the_arabic_of_the_sentence():
 def test_only_a_borne_out_family_name_is_kept_of_a_partly_unverified_name():
     sentence = "وأمهلت ميليشيا “عصائب أهل الحق” التي يقودها قيس الخزعلي المقرب من طهران؛ الحكومة العراقية"
     question = "Who leads the Asaib Ahl al-Haq militia?"
-    assert verified_family_name("Cesar Khazali", sentence, question) == "Khazali (قيس الخزعلي)"
+    assert verified_family_name("Cesar Khazali", sentence, question) == ("Khazali", "قيس الخزعلي")
     assert verified_family_name("Cesar Mahdi", sentence, question) is None  # nothing borne out
     assert verified_family_name("Khazali", sentence, question) is None  # one word: nothing to leave out
     assert verified_family_name("Cesar Khazali", sentence, "Is Khazali the leader?") is None  # the question's
     kirby = "وكان جون كيربي المتحدث باسم وزارة الدفاع الأميركية (البنتاغون) قال إن القوات في خطر"
     assert verified_family_name("John Kerry", kirby, "Who is the Pentagon spokesman?") is None  # a given name alone
     # Punctuation before the family name: only the confirmed words are shown in Arabic.
-    assert verified_family_name("Cesar Khazali", "قال: الخزعلي إن", "Who?") == "Khazali (الخزعلي)"
+    assert verified_family_name("Cesar Khazali", "قال: الخزعلي إن", "Who?") == ("Khazali", "الخزعلي")
 
 
 def test_english_answers_are_asserted_only_when_the_sentence_bears_them_out():
