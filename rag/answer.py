@@ -55,6 +55,9 @@ from rag.verify import (
 MODES = ("extract", "generate")
 # Invented names in prompts/answer_example_*.txt (as search tokens); they exist in no real article.
 EXAMPLE_MARKERS = {"ar": {"نخيله", "قندلي"}, "en": {"nukhaila", "qandali"}}
+# First replies that are not words of the sentences, worth asking again with worked examples
+# (prompts/extract_example_*.txt).
+RETRY_WITH_EXAMPLES = ("unsupported_answer", "copied_question", "unverified_span")
 
 
 @dataclass
@@ -461,8 +464,9 @@ class AnswerChain:
         self.min_question_share = min_question_share
         self.prompts = {(task, lang): load_prompt(task, lang)
                         for task in ("answer_system", "answer_example", "answer_user", "rewrite", "extract_system",
-                                     "choose", "extract")
+                                     "extract_example", "choose", "extract")
                         for lang in ("ar", "en")}
+        self._extract_examples = {lang: self._worked_examples(lang) for lang in ("ar", "en")}
         for lang in ("ar", "en"):
             if self.prompts[("answer_example", lang)].text.count("\n---\n") != 1:
                 raise ConfigError(f"prompts/answer_example_{lang}.txt must hold the example question, a line "
@@ -479,6 +483,24 @@ class AnswerChain:
             if not EXAMPLE_MARKERS[lang] <= example:
                 raise ConfigError(f"prompts/answer_example_{lang}.txt must keep its invented names "
                                   f"({', '.join(sorted(EXAMPLE_MARKERS[lang]))}): the copy guard looks for them")
+
+    def _worked_examples(self, lang: str) -> list[dict]:
+        """prompts/extract_example_{lang}.txt as chat turns: its numbered sentences, then question and answer
+        pairs, all split by `---` lines. Each question is put in the extract prompt itself, so the model sees the
+        very format it must answer in. The turns never change, so the server's prompt cache keeps them."""
+        text = self.prompts[("extract_example", lang)].text
+        if not text:  # an empty file: no worked examples for this language
+            return []
+        parts = [part.strip() for part in text.split("\n---\n")]
+        if len(parts) < 3 or len(parts) % 2 == 0 or not all(parts):
+            raise ConfigError(f"prompts/extract_example_{lang}.txt must hold numbered sentences, then pairs of a "
+                              "question and its answer, each part on its own lines between `---` lines")
+        turns = []
+        for question, answer in zip(parts[1::2], parts[2::2], strict=True):
+            turns.append({"role": "user", "content": self.prompts[("extract", lang)].render(
+                sentences=parts[0], question=question)})
+            turns.append({"role": "assistant", "content": answer})
+        return turns
 
     @classmethod
     def from_settings(cls, retriever, llm, settings) -> AnswerChain:
@@ -580,10 +602,25 @@ class AnswerChain:
         else:  # code's ranking chooses the few; the model copies from them
             shown = evidence
         block = "\n".join(f"[{i}] {' '.join(ev.text.split())}" for i, ev in enumerate(shown, start=1))
-        messages = [system, {"role": "user", "content": self.prompts[("extract", lang)].render(
-            sentences=block, question=standalone)}]
+        ask = {"role": "user", "content": self.prompts[("extract", lang)].render(sentences=block, question=standalone)}
+        answer = self._copied(question, standalone, lang, self._reply([system, ask]), shown, confidence)
+        if self._extract_examples[lang] and answer.flags and answer.flags[0].kind in RETRY_WITH_EXAMPLES:
+            # The model wrote something other than words of the sentences (a description of its choice, the
+            # question's own words). Asked again after worked examples, it copies more often; its first reply
+            # stands when the second is no better.
+            again = self._copied(question, standalone, lang,
+                                 self._reply([system, *self._extract_examples[lang], ask]), shown, confidence)
+            if not again.refused:
+                return again
+        return answer
+
+    def _reply(self, messages: list[dict]) -> str:
         lines = "".join(self.llm.stream(messages, max_tokens=48)).strip().splitlines()
-        reply = lines[0].strip() if lines else ""
+        return lines[0].strip() if lines else ""
+
+    def _copied(self, question: str, standalone: str, lang: str, reply: str, shown: list[Evidence],
+                confidence: float | None) -> Answer:
+        """The answer the model's reply bears out in the shown sentences: asserted, quoted or refused."""
         leak = self._leak(reply, lang)
         if leak:
             return self._refusal(question, lang, leak)
@@ -592,13 +629,14 @@ class AnswerChain:
                 or self._refusal(question, lang)
         if lang == "en":
             return self._verify_english(question, standalone, reply, shown, confidence)
-        # The words must be in a sentence the model was shown: the one it cites first, else the best-ranked.
+        # The words must be in a sentence the model was shown. Where several hold them, the one most about the
+        # question is the evidence (a headline «استهداف قاعدة "كالسو"» cited for a name its story's sentence
+        # gives); ties go to the sentence cited first, then the best-ranked.
         flags: list[Flag] = []
-        for i in _cited_first(reply, len(shown)):
-            located = locate_span(reply, shown[i].text, standalone)
-            if located:
-                chosen = shown[i]
-                break
+        found = [(shown[i], located) for i in _cited_first(reply, len(shown))
+                 if (located := locate_span(reply, shown[i].text, standalone))]
+        if found:
+            chosen, located = max(found, key=lambda pair: question_share(pair[0].text, standalone))
         else:
             # Not verifiable. If what the model said shares words with a shown sentence beyond the question's,
             # that sentence is shown as evidence; if it shares none (a poem, an obeyed instruction), refuse.

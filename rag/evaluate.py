@@ -73,7 +73,8 @@ def answer_found(answer: str, accepted: list[str]) -> bool:
     then diacritics, letter forms, Arabic-Indic digits, case and spacing are folded."""
     norm = " ".join(normalize_for_search(strip_citations(answer)).split())
     for wanted in accepted:
-        wanted = " ".join(normalize_for_search(wanted).split())
+        # A gold span's own closing punctuation is not part of the answer (XQuAD's "كتابته الأخيرة.").
+        wanted = " ".join(normalize_for_search(wanted).split()).strip(" .,،;؛:!?؟")
         if not wanted:
             continue
         pattern = re.escape(wanted)

@@ -14,7 +14,7 @@ EXPECTED = {
     "answer_system": set(), "answer_example": set(), "answer_user": {"passages", "question"},
     "rewrite": {"history", "question"}, "judge": {"question", "passages", "answer", "expected"},
     "brief_story": {"passages"}, "brief_reduce": {"summaries"},
-    "extract_system": set(), "choose": {"sentences", "question"}, "extract": {"sentences", "question"},
+    "extract_system": set(), "extract_example": set(), "choose": {"sentences", "question"}, "extract": {"sentences", "question"},
     "translate": {"sentence"},
 }
 

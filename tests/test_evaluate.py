@@ -31,6 +31,9 @@ def test_the_scorer_cannot_be_fooled_by_citation_markers_or_parts_of_numbers():
     assert answer_found("قتل 5 [1].", ["5"]) and answer_found("(5)", ["5"])
     assert not answer_found("Kirbyson said", ["Kirby"]) and answer_found("al-Kirby's office", ["Kirby"])
     assert answer_found("والكعبي قال", ["الكعبي"])  # Arabic clitics stay matchable
+    # A gold span's closing full stop is not needed, but its words and figures still are.
+    assert answer_found("كتابته الأخيرة [1].", ["كتابته الأخيرة."])
+    assert not answer_found("كتابته [1].", ["كتابته الأخيرة."]) and not answer_found("4 [1].", ["4.5"])
 
 
 def test_outcomes_count_confidently_wrong_beside_right_quoted_and_refused():
