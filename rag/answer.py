@@ -327,6 +327,22 @@ def cut_off(span: str) -> bool:
     return len(words) > 1 and words[-1].strip("\"'()[]«»“”") in _DANGLING
 
 
+def cut_from_its_noun(sentence: str, start: int) -> bool:
+    """A span that opens on an indefinite adjective of relation (…ية) straight after an indefinite word is the
+    tail of a noun phrase without its noun: "حضرية ضخمة" from "مناطق إحصائية حضرية ضخمة" (Arabic XQuAD). A
+    preposition, a particle or punctuation before it starts a phrase of its own ("في سورية")."""
+    before = re.search(r"(\S+)\s+$", sentence[:start])
+    first = sentence[start:].split(maxsplit=1)
+    if not before or not first:
+        return False
+    word, previous = normalize_for_search(first[0]), before.group(1)
+    if previous != previous.rstrip(_WORD_EDGES + "-–—/") or not re.fullmatch("[\u0621-\u064a]+", previous):
+        return False
+    previous = normalize_for_search(previous)
+    return (len(word) >= 5 and word.endswith("يه") and not is_definite(word) and not is_definite(previous)
+            and previous not in _DANGLING and previous not in _NOT_NAME_WORDS)
+
+
 def mostly_the_question(span: str, question: str) -> bool:
     """Copied words that are mostly the question's own, with no figure of their own, do not name what was asked:
     "الفصائل المسلحة العمليات ضد القوات الأميركية" for "which armed factions threatened US forces?" is one new
@@ -662,7 +678,7 @@ class AnswerChain:
                 or only_foreign_words(span):
             flags.append(Flag(kind="wrong_kind", detail=f"«{span}» is not the kind of answer asked for"))
             return self._quote(question, lang, chosen.text, citation, flags, confidence)
-        if cut_off(span):
+        if cut_off(span) or cut_from_its_noun(chosen.text, start):
             flags.append(Flag(kind="fragment", detail=f"«{span}» is cut out of a phrase or quotation"))
             return self._quote(question, lang, chosen.text, citation, flags, confidence)
         rival = rival_figure(span, chosen, shown, standalone)

@@ -7,6 +7,7 @@ from rag.answer import (
     AnswerChain,
     answers_the_kind_asked,
     counted_figure,
+    cut_from_its_noun,
     cut_off,
     mostly_the_question,
     names_the_role_asked,
@@ -313,3 +314,12 @@ def test_a_fragment_is_told_from_a_whole_phrase():
     assert cut_off("«المقاومة الإسلامية") and cut_off("قاعدة عين الأسد (غربي")
     assert not cut_off('كتائب "سيد الشهداء"') and not cut_off("قاعدة عين الأسد (غربي العراق)")
     assert not cut_off("جون كيربي") and not cut_off("48 ساعة") and not cut_off("القائم")
+
+
+def test_an_adjective_copied_without_its_noun_is_a_fragment():
+    sentence = "تتكون كاليفورنيا الجنوبية من مجال إحصائي مشترك، وثمانية مناطق إحصائية حضرية ضخمة ، ومنطقة حضرية"
+    assert cut_from_its_noun(sentence, sentence.index("حضرية ضخمة"))  # "مناطق إحصائية" left behind
+    assert not cut_from_its_noun(sentence, sentence.index("مناطق"))  # the whole phrase
+    assert not cut_from_its_noun("قررت الحكومة العراقية", len("قررت "))  # definite: not an answer cut short
+    assert not cut_from_its_noun("وصل الوفد إلى سورية أمس", len("وصل الوفد إلى "))  # after a preposition
+    assert not cut_from_its_noun("في الحرب، سورية", len("في الحرب، "))  # after punctuation
