@@ -55,9 +55,9 @@ from rag.verify import (
 MODES = ("extract", "generate")
 # Invented names in prompts/answer_example_*.txt (as search tokens); they exist in no real article.
 EXAMPLE_MARKERS = {"ar": {"نخيله", "قندلي"}, "en": {"nukhaila", "qandali"}}
-# First replies that are not words of the sentences, worth asking again with worked examples
-# (prompts/extract_example_*.txt).
-RETRY_WITH_EXAMPLES = ("unsupported_answer", "copied_question", "unverified_span")
+# First replies that are not words of the sentences (or another role's name): worth a second try, in code
+# (name_beside_role) and then asking again with worked examples (prompts/extract_example_*.txt).
+SECOND_TRY = ("unsupported_answer", "copied_question", "unverified_span", "wrong_role")
 
 
 @dataclass
@@ -291,6 +291,56 @@ def answers_the_kind_asked(span: str, question: str) -> bool:
 
 
 _ROLE_QUESTION = re.compile(r"^\s*(?:من\s+(?:هو|هي|هم)|ما\s+(?:هو\s+)?اسم)\s+(\S+)")
+
+
+def name_beside_role(sentence: str, question: str) -> tuple[int, int] | None:
+    """For "who is the X of Y": the name the sentence sets beside "X of Y" in commas, after it ("المتحدث باسم
+    "الكتائب"، كاظم الفرطوسي، لوكالة") or before it ("تغريدة "أبو علي العسكري"، المتحدث باسم "كتائب حزب
+    الله"،"), as offsets; None when the sentence has no such apposition. Every word between X and the comma must
+    be the question's, so the name is Y's X and not another's; the name is 2-4 words, none the question's, a
+    figure, a particle or a verb of saying."""
+    asked_role = _ROLE_QUESTION.search(normalize_for_search(question))
+    if not asked_role:
+        return None
+    role, asked = asked_role.group(1).strip("؟?،,"), content_words(question)
+    words = [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", sentence)]
+    bare = [normalize_for_search(w).strip(_WORD_EDGES) for w, _, _ in words]
+
+    def ends_phrase(i: int) -> bool:
+        return words[i][0].rstrip("\"'»”").endswith(("،", ","))
+
+    def a_name(first: int, last: int) -> tuple[int, int] | None:
+        if not 2 <= last - first + 1 <= 4 or first < 0 or last >= len(words):
+            return None
+        if bare[first] in _DANGLING:  # "في بيان": a phrase of its own ("علي" inside a name is a name)
+            return None
+        for w in bare[first:last + 1]:
+            if not w or numbers(w) or w in _NOT_NAME_WORDS or _stem_among(w, asked) \
+                    or not re.fullmatch("[\u0621-\u064a]+", w):
+                return None
+        span = sentence[words[first][1]:words[last][2]]
+        start = words[first][1] + len(span) - len(span.lstrip(_WORD_EDGES))
+        return start, words[last][1] + len(words[last][0].rstrip(_WORD_EDGES))
+
+    for i, word in enumerate(bare):
+        if not _same_stem(word, role):
+            continue
+        # The role's own phrase: the question's words (and "باسم") up to a comma.
+        end = i
+        while not ends_phrase(end) and end + 1 < len(words) and end - i < 6 \
+                and (bare[end + 1] == "باسم" or _stem_among(bare[end + 1], asked)):
+            end += 1
+        if not ends_phrase(end) or not all(w == "باسم" or _stem_among(w, asked) for w in bare[i + 1:end + 1]):
+            continue
+        after = next((j for j in range(end + 1, min(end + 5, len(words))) if ends_phrase(j)), None)
+        if after is not None and (found := a_name(end + 1, after)):
+            return found
+        if i and ends_phrase(i - 1):  # "«NAME»، ROLE …،"
+            first = next((j for j in range(i - 1, max(i - 5, -1), -1)
+                          if words[j][0].startswith(("\"", "«", "“")) or j == 0 or ends_phrase(j - 1)), None)
+            if first is not None and (found := a_name(first, i - 1)):
+                return found
+    return None
 
 
 def names_the_role_asked(sentence: str, question: str) -> bool:
@@ -617,18 +667,33 @@ class AnswerChain:
             shown = [evidence[int(picked) - 1]]
         else:  # code's ranking chooses the few; the model copies from them
             shown = evidence
+        answer = self._copied(question, standalone, lang, self._reply([system, self._ask(lang, standalone, shown)]),
+                              shown, confidence)
+        if not answer.flags or answer.flags[0].kind not in SECOND_TRY:
+            return answer
+        # The model wrote something other than words of the sentences: a description of its choice, the
+        # question's own words, another role's name. For "who is the X of Y", the sentences that speak of an X
+        # are the ones to read; a name one of them sets beside the role in commas is read in code.
+        about_role = [ev for ev in shown if _ROLE_QUESTION.search(normalize_for_search(standalone))
+                      and names_the_role_asked(ev.text, standalone)
+                      and question_share(ev.text, standalone) >= self.min_question_share]
+        for ev in sorted(about_role, key=lambda ev: -question_share(ev.text, standalone)):
+            if (found := name_beside_role(ev.text, standalone)) is not None:
+                citation = ev.citation(1)
+                return Answer(question=question, lang=lang, answer=f"{ev.text[found[0]:found[1]]} [1].",
+                              citations=[citation], evidence=[citation], confidence=confidence)
+        if not self._extract_examples[lang]:
+            return answer
+        # Asked again after worked examples, the model copies more often. Its first reply stands when the
+        # second is no better.
+        again_shown = about_role or shown
+        again = self._copied(question, standalone, lang, self._reply(
+            [system, *self._extract_examples[lang], self._ask(lang, standalone, again_shown)]), again_shown, confidence)
+        return answer if again.refused else again
+
+    def _ask(self, lang: str, question: str, shown: list[Evidence]) -> dict:
         block = "\n".join(f"[{i}] {' '.join(ev.text.split())}" for i, ev in enumerate(shown, start=1))
-        ask = {"role": "user", "content": self.prompts[("extract", lang)].render(sentences=block, question=standalone)}
-        answer = self._copied(question, standalone, lang, self._reply([system, ask]), shown, confidence)
-        if self._extract_examples[lang] and answer.flags and answer.flags[0].kind in RETRY_WITH_EXAMPLES:
-            # The model wrote something other than words of the sentences (a description of its choice, the
-            # question's own words). Asked again after worked examples, it copies more often; its first reply
-            # stands when the second is no better.
-            again = self._copied(question, standalone, lang,
-                                 self._reply([system, *self._extract_examples[lang], ask]), shown, confidence)
-            if not again.refused:
-                return again
-        return answer
+        return {"role": "user", "content": self.prompts[("extract", lang)].render(sentences=block, question=question)}
 
     def _reply(self, messages: list[dict]) -> str:
         lines = "".join(self.llm.stream(messages, max_tokens=48)).strip().splitlines()
