@@ -290,6 +290,21 @@ def answers_the_kind_asked(span: str, question: str) -> bool:
     return True
 
 
+_ORDINAL_HOURS = ("الأولى|الواحدة|الثانية|الثالثة|الرابعة|الخامسة|السادسة|السابعة|الثامنة|التاسعة|العاشرة|"
+                  "الحادية عشرة|الثانية عشرة")
+_HOUR_OF_DAY = re.compile(
+    rf"(?:ال)?ساع[ةه]\s+(?:\d{{1,2}}(?:[:.]\d{{2}})?|(?:{_ORDINAL_HOURS})(?:\s+عشرة)?)(?:\s+و(?:النصف|الربع|\S+\s+دقيقة))?"
+    r"(?:\s+(?:من\s+)?(?:فجر|صباح|ظهر|عصر|مساء|ليل|منتصف\s+ليل)[^\s،,.]*"
+    r"(?:\s+(?:يوم\s+)?(?:ال)?(?:أحد|اثنين|إثنين|ثلاثاء|أربعاء|خميس|جمعة|سبت))?)?")
+
+
+def hour_of_day(sentence: str) -> tuple[int, int] | None:
+    """The time of day a sentence gives, read in code for "what time" when the model copied a date instead:
+    "الساعة الثانية من فجر الإثنين" (an hour word, then an ordinal or digits; not "الساعة الماضية")."""
+    found = _HOUR_OF_DAY.search(sentence)
+    return found.span() if found else None
+
+
 _ROLE_QUESTION = re.compile(r"^\s*(?:من\s+(?:هو|هي|هم)|ما\s+(?:هو\s+)?اسم)\s+(\S+)")
 
 
@@ -739,6 +754,10 @@ class AnswerChain:
         if about < self.min_question_share:
             return self._refusal(question, lang, Flag(
                 kind="off_topic", detail=f"«{span}» is in a sentence that holds {about:.0%} of the question's words"))
+        if _HOUR_QUESTION.search(standalone) and not answers_the_kind_asked(span, standalone) \
+                and (hour := hour_of_day(chosen.text)):
+            return Answer(question=question, lang=lang, answer=f"{chosen.text[hour[0]:hour[1]]} [1].",
+                          citations=[citation], evidence=[citation], confidence=confidence)
         if not answers_the_kind_asked(span, standalone) or mostly_the_question(span, standalone) \
                 or only_foreign_words(span):
             flags.append(Flag(kind="wrong_kind", detail=f"«{span}» is not the kind of answer asked for"))

@@ -7,6 +7,7 @@ from rag.answer import (
     AnswerChain,
     answers_the_kind_asked,
     counted_figure,
+    hour_of_day,
     cut_from_its_noun,
     cut_off,
     mostly_the_question,
@@ -340,3 +341,13 @@ def test_a_name_set_beside_the_role_in_commas_is_read_in_code():
     assert named("وقال المتحدث باسم الجيش العراقي، يحيى رسول، إن", spokesman) is None  # another body's spokesman
     assert named("وكان جون كيربي المتحدث باسم الكتائب قال", spokesman) is None  # no commas: not delimited
     assert named("وقال المتحدث باسم الكتائب، كاظم الفرطوسي، إن", "كم صاروخا أطلق؟") is None  # not a role question
+
+
+def test_the_time_of_day_is_read_in_code_when_the_model_copies_a_date():
+    def hour(sentence):
+        found = hour_of_day(sentence)
+        return sentence[found[0]:found[1]] if found else None
+
+    assert hour("ووقعت الضربات في الساعة الثانية من فجر الإثنين، 28 حزيران/يونيو") == "الساعة الثانية من فجر الإثنين"
+    assert hour("عند الساعة 10:30 صباحا بتوقيت بغداد") == "الساعة 10:30 صباحا"
+    assert hour("قتل ثلاثة خلال الساعة الماضية") is None  # "the past hour" is no time of day
