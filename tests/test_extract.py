@@ -80,6 +80,10 @@ def test_a_reply_that_is_not_words_of_the_sentences_is_asked_again_after_worked_
     assert [m["role"] for m in second] == ["system", "user", "assistant", "user", "assistant", "user"]
     c, llm = chain(retriever, "48 ساعة [1]")
     assert c.ask(DEADLINE).answer == "48 ساعة [1]." and len(llm.calls) == 1
+    # The examples' invented name, copied on the second ask, is in no article: the first reply stands.
+    c, llm = chain(retriever, "الجملة التي تجيب هي [2]", "زهير القندلي [1]")
+    answer = c.ask("من هو المتحدث باسم وزارة الصحة العراقية؟")
+    assert len(llm.calls) == 2 and "القندلي" not in answer.answer and (answer.refused or answer.quoted)
     # English has no worked examples: they made the model assert wrong names (README).
     assert c._worked_examples("en") == []
 
@@ -351,3 +355,20 @@ def test_the_time_of_day_is_read_in_code_when_the_model_copies_a_date():
     assert hour("ووقعت الضربات في الساعة الثانية من فجر الإثنين، 28 حزيران/يونيو") == "الساعة الثانية من فجر الإثنين"
     assert hour("عند الساعة 10:30 صباحا بتوقيت بغداد") == "الساعة 10:30 صباحا"
     assert hour("قتل ثلاثة خلال الساعة الماضية") is None  # "the past hour" is no time of day
+
+
+def test_a_malformed_worked_examples_file_is_a_config_error_that_says_what_to_fix(retriever, monkeypatch):
+    import rag.answer
+    from rag.errors import ConfigError
+    from rag.prompts import Prompt
+
+    real = rag.answer.load_prompt
+
+    def load(task, lang, prompts_dir=None):
+        if task == "extract_example":
+            return Prompt(f"{task}_{lang}", "[1] جملة\n---\nسؤال بلا جواب", set())
+        return real(task, lang, prompts_dir)
+
+    monkeypatch.setattr(rag.answer, "load_prompt", load)
+    with pytest.raises(ConfigError, match="extract_example_ar.txt must hold numbered sentences"):
+        AnswerChain(retriever, QueueLLM())
