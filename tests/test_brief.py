@@ -270,6 +270,42 @@ def test_english_facts_quote_the_arabic_with_only_what_code_can_check_in_english
     assert "the wording is not" not in render(b, "md") and "in brackets, what was checked" in render(b, "md")
 
 
+def test_translations_sent_at_once_give_the_same_briefing_in_less_time(day):
+    import threading
+    import time
+
+    class SlowTranslator(TranslatorLLM):
+        """Each call takes 0.2 s and notes how many run at once."""
+
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.running = self.most = 0
+            self.lock = threading.Lock()
+
+        def stream(self, messages, max_tokens=None):
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            time.sleep(0.2)
+            with self.lock:
+                self.running -= 1
+            yield from super().stream(messages, max_tokens)
+
+    store, _ = day
+    renderings = {"القائم": "US aircraft struck faction sites near al-Qaim", "خمسة": "Five were killed"}
+    one, three = SlowTranslator(renderings), SlowTranslator(renderings)
+    started = time.perf_counter()
+    alone = briefer(store, one, mode="extract").brief(date="2021-06-28", lang="en")
+    alone_s, started = time.perf_counter() - started, time.perf_counter()
+    at_once = briefer(store, three, mode="extract", parallel=3).brief(date="2021-06-28", lang="en")
+    at_once_s = time.perf_counter() - started
+    assert [s.summary for s in at_once.stories] == [s.summary for s in alone.stories]  # order kept
+    assert one.most == 1 and three.most > 1 and len(three.prompts) == len(one.prompts) >= 3
+    assert at_once_s < alone_s
+    with pytest.raises(ValueError, match="parallel"):
+        briefer(store, one, parallel=0)
+
+
 def test_the_last_check_removes_what_its_passages_do_not_bear_out_and_what_was_said_already():
     from rag.brief import enforce
 
