@@ -339,9 +339,8 @@ class Briefer:
         return headline, " ".join(sentences), [p.n for p in passages], flags + headline_flags, passages
 
     def _translate_all(self, arabics: list[str]) -> list[tuple[str, list[Flag]]]:
-        """`translate` for each sentence, `parallel` at once (`RAG_BRIEF_PARALLEL`, for an endpoint that batches
-        concurrent requests: on the embedded server three at once took 61 s where one at a time took 87 s for the
-        seeds' 27, but that server drops connections under concurrent load, so it stays at one)."""
+        """`translate` for each sentence, `parallel` at once (`RAG_BRIEF_PARALLEL`): the server decodes its slots'
+        requests in one batch, so the seeds' 27 took 73 s three at once where one at a time took 101 s."""
         if self.parallel == 1 or len(arabics) < 2:
             return [self.translate(arabic) for arabic in arabics]
         from concurrent.futures import ThreadPoolExecutor

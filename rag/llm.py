@@ -245,7 +245,8 @@ class EmbeddedServer:
             raise LLMUnavailable("the llama.cpp binding `xllamacpp` is not installed: run `make setup`") from exc
         params = xllamacpp.CommonParams()
         params.model.path = str(self.model_path)
-        # Slots are prompt caches; callers still generate one at a time (the app's queue, the CLI's loop).
+        # Slots are prompt caches, and requests decoded together in one batch: answers come one at a time (the
+        # app's queue, the CLI's loop); an English briefing sends RAG_BRIEF_PARALLEL translations at once.
         params.n_ctx = self.context * self.slots
         params.n_parallel = self.slots
         params.port = _free_port()

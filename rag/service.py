@@ -107,11 +107,16 @@ class LazyChat:
 
     def __init__(self, factory):
         self._factory, self._chat = factory, None
+        self._lock = threading.Lock()
 
     def _model(self):
-        if self._chat is None:
-            self._chat = self._factory()
-        return self._chat
+        # Once, under a lock: threads that raced here each started (or joined) a server of their own, and the
+        # one whose chat lost the race stopped the embedded server under the others (measured: concurrent
+        # briefing translations lost their connection after about a minute).
+        with self._lock:
+            if self._chat is None:
+                self._chat = self._factory()
+            return self._chat
 
     def stream(self, messages, max_tokens=None):
         return self._model().stream(messages, max_tokens=max_tokens)

@@ -125,9 +125,9 @@ class Settings(BaseSettings):
     brief_english: Literal["facts", "rendered"] = "facts"
     brief_story_sentences: int = Field(6, ge=1, le=20)
     brief_story_words: int = Field(170, ge=10, le=2000)
-    # English briefings: translation calls sent at once, for an endpoint that serves concurrent requests (vLLM):
-    # the embedded server does not (README, Known limits). At 1 a briefing's replies are the same every run.
-    brief_parallel: int = Field(1, ge=1, le=16)
+    # English briefings: translation calls sent at once (the embedded server decodes up to RAG_LLM_SLOTS of them
+    # in one batch). At 1 a briefing's replies are the same every run; at more, a few differ (batched sums).
+    brief_parallel: int = Field(3, ge=1, le=16)
     # Scheduled briefings (`rag serve`): cron syntax in UTC, e.g. "0 6 * * *" (06:00 daily); empty = no schedule.
     # Each run briefs the latest day in each language and format, stored under briefs_dir with its record; a
     # webhook URL, when set, receives the run and its briefings (JSON) after a run succeeds.
@@ -166,12 +166,6 @@ class Settings(BaseSettings):
     def _check(self):
         if self.embed_backend == "openai" and not (self.embed_base_url and self.embed_model):
             raise ValueError("RAG_EMBED_BACKEND=openai needs RAG_EMBED_BASE_URL and RAG_EMBED_MODEL")
-        # Measured: the embedded llama.cpp server closes connections after about 50 s of concurrent generations.
-        for name, value in (("RAG_UI_LLM_CONCURRENCY", self.ui_llm_concurrency),
-                            ("RAG_BRIEF_PARALLEL", self.brief_parallel)):
-            if value > 1 and not self.llm_base_url:
-                raise ValueError(f"{name}={value} needs RAG_LLM_BASE_URL (a server built for concurrent requests, "
-                                 f"such as vLLM): the embedded model generates one answer at a time; set {name}=1")
         return self
 
     @property

@@ -102,19 +102,6 @@ def test_bad_input_and_bad_settings(index_env, seeds_dir, monkeypatch, capsys):
     monkeypatch.setenv("RAG_TOP_K", "zero")
     assert main(["retrieve", "x"]) == 2
     assert "RAG_" in capsys.readouterr().err
-    monkeypatch.delenv("RAG_TOP_K")
-    # Concurrent generations against the embedded server dropped its connections (README): refused, with why.
-    monkeypatch.delenv("RAG_LLM_BASE_URL", raising=False)
-    for name in ("RAG_UI_LLM_CONCURRENCY", "RAG_BRIEF_PARALLEL"):
-        monkeypatch.setenv(name, "3")
-        assert main(["retrieve", "x"]) == 2
-        err = capsys.readouterr().err
-        assert f"{name}=3 needs RAG_LLM_BASE_URL" in err and "Traceback" not in err
-        monkeypatch.setenv("RAG_LLM_BASE_URL", "http://127.0.0.1:9/v1")
-        assert main(["retrieve", "x"]) == 0  # a remote endpoint may take several at once
-        capsys.readouterr()
-        monkeypatch.delenv("RAG_LLM_BASE_URL")
-        monkeypatch.delenv(name)
 
 
 def test_mismatched_embedder_is_refused(index_env, seeds_dir, embedder, capsys):

@@ -413,3 +413,32 @@ def test_the_embedded_server_is_restarted_when_it_went_away(chat_server, battery
     text = "".join(chat.stream(MESSAGES))
     assert battery.case("LLM: embedded server gone", "restarted on the next question",
                         f"{len(restarts)} restart, answered", text == _FakeChatServer.reply and restarts == [1])
+
+
+def test_threads_that_first_use_the_model_together_share_one_chat_model():
+    """The service's lazily started model is made once, whatever the number of threads that first need it at the
+    same moment: threads that raced each started (or joined) a server of their own, and the chat that lost the race
+    stopped the embedded server under the others (concurrent briefing translations lost their connection)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.service import LazyChat
+    from tests.fakes import QueueLLM
+
+    made = []
+
+    def factory():
+        time.sleep(0.05)  # a server takes a while to start: the window the threads raced in
+        made.append(QueueLLM(*["ok"] * 8))
+        return made[-1]
+
+    chat = LazyChat(factory)
+    start = threading.Barrier(8)
+
+    def first_use(_):
+        start.wait()
+        return "".join(chat.stream([{"role": "user", "content": "?"}]))
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(first_use, range(8))) == ["ok"] * 8
+    assert len(made) == 1 and len(made[0].calls) == 8
