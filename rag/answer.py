@@ -214,6 +214,11 @@ def has_term_word(word: str, terms: list[str]) -> bool:
     return any(has_term(t, [word]) for t in terms)
 
 
+def _numbered(sentences: list[Evidence]) -> str:
+    """Sentences as the prompts show them: "[n] text", one a line, n from 1."""
+    return "\n".join(f"[{i}] {' '.join(ev.text.split())}" for i, ev in enumerate(sentences, start=1))
+
+
 def _cited_first(reply: str, shown: int) -> list[int]:
     """Indexes of the shown sentences, those the reply cites first, then in ranked order."""
     cited = [n - 1 for n in cited_numbers(reply) if 1 <= n <= shown]
@@ -305,6 +310,7 @@ def hour_of_day(sentence: str) -> tuple[int, int] | None:
     return found.span() if found else None
 
 
+_ARABIC_WORD = re.compile("[\u0621-\u064a]+")  # a word of Arabic letters only, as normalised for search
 _ROLE_QUESTION = re.compile(r"^\s*(?:من\s+(?:هو|هي|هم)|ما\s+(?:هو\s+)?اسم)\s+(\S+)")
 
 
@@ -331,7 +337,7 @@ def name_beside_role(sentence: str, question: str) -> tuple[int, int] | None:
             return None
         for w in bare[first:last + 1]:
             if not w or numbers(w) or w in _NOT_NAME_WORDS or _stem_among(w, asked) \
-                    or not re.fullmatch("[\u0621-\u064a]+", w):
+                    or not _ARABIC_WORD.fullmatch(w):
                 return None
         span = sentence[words[first][1]:words[last][2]]
         start = words[first][1] + len(span) - len(span.lstrip(_WORD_EDGES))
@@ -401,7 +407,7 @@ def cut_from_its_noun(sentence: str, start: int) -> bool:
     if not before or not first:
         return False
     word, previous = normalize_for_search(first[0]), before.group(1)
-    if previous != previous.rstrip(_WORD_EDGES + "-–—/") or not re.fullmatch("[\u0621-\u064a]+", previous):
+    if previous != previous.rstrip(_WORD_EDGES + "-–—/") or not _ARABIC_WORD.fullmatch(previous):
         return False
     previous = normalize_for_search(previous)
     return (len(word) >= 5 and word.endswith("يه") and not is_definite(word) and not is_definite(previous)
@@ -669,9 +675,8 @@ class AnswerChain:
         system = {"role": "system", "content": self.prompts[("extract_system", lang)].text}
         confidence = None
         if self.choice == "model":  # the model chooses one sentence by number (next-token probabilities)
-            block = "\n".join(f"[{i}] {' '.join(ev.text.split())}" for i, ev in enumerate(evidence, start=1))
             picked, probs = choose_option(self.llm, [system, {"role": "user", "content": self.prompts[
-                ("choose", lang)].render(sentences=block, question=standalone)}],
+                ("choose", lang)].render(sentences=_numbered(evidence), question=standalone)}],
                 [str(i) for i in range(1, len(evidence) + 1)])
             if picked is None:
                 return self._refusal(question, lang, Flag(kind="no_choice", detail="the model chose no sentence"))
@@ -689,10 +694,8 @@ class AnswerChain:
         # The model wrote something other than words of the sentences: a description of its choice, the
         # question's own words, another role's name. For "who is the X of Y", the sentences that speak of an X
         # are the ones to read; a name one of them sets beside the role in commas is read in code.
-        about_role = [ev for ev in shown if _ROLE_QUESTION.search(normalize_for_search(standalone))
-                      and names_the_role_asked(ev.text, standalone)
-                      and question_share(ev.text, standalone) >= self.min_question_share]
-        for ev in sorted(about_role, key=lambda ev: -question_share(ev.text, standalone)):
+        about_role = self._about_role(shown, standalone)
+        for _, ev in sorted(about_role, key=lambda pair: -pair[0]):
             if (found := name_beside_role(ev.text, standalone)) is not None:
                 citation = ev.citation(1)
                 return Answer(question=question, lang=lang, answer=f"{ev.text[found[0]:found[1]]} [1].",
@@ -701,14 +704,22 @@ class AnswerChain:
             return answer
         # Asked again after worked examples, the model copies more often. Its first reply stands when the
         # second is no better.
-        again_shown = about_role or shown
+        again_shown = [ev for _, ev in about_role] or shown
         again = self._copied(question, standalone, lang, self._reply(
             [system, *self._extract_examples[lang], self._ask(lang, standalone, again_shown)]), again_shown, confidence)
         return answer if again.refused else again
 
     def _ask(self, lang: str, question: str, shown: list[Evidence]) -> dict:
-        block = "\n".join(f"[{i}] {' '.join(ev.text.split())}" for i, ev in enumerate(shown, start=1))
-        return {"role": "user", "content": self.prompts[("extract", lang)].render(sentences=block, question=question)}
+        return {"role": "user", "content": self.prompts[("extract", lang)].render(sentences=_numbered(shown),
+                                                                                 question=question)}
+
+    def _about_role(self, shown: list[Evidence], question: str) -> list[tuple[float, Evidence]]:
+        """For "who is the X of Y": the shown sentences that speak of an X and hold enough of the question, each
+        with its share of the question's words, in the order shown; [] for any other question."""
+        if not _ROLE_QUESTION.search(normalize_for_search(question)):
+            return []
+        shares = [(question_share(ev.text, question), ev) for ev in shown if names_the_role_asked(ev.text, question)]
+        return [(share, ev) for share, ev in shares if share >= self.min_question_share]
 
     def _reply(self, messages: list[dict]) -> str:
         lines = "".join(self.llm.stream(messages, max_tokens=48)).strip().splitlines()
@@ -754,11 +765,11 @@ class AnswerChain:
         if about < self.min_question_share:
             return self._refusal(question, lang, Flag(
                 kind="off_topic", detail=f"«{span}» is in a sentence that holds {about:.0%} of the question's words"))
-        if _HOUR_QUESTION.search(standalone) and not answers_the_kind_asked(span, standalone) \
-                and (hour := hour_of_day(chosen.text)):
+        right_kind = answers_the_kind_asked(span, standalone)
+        if not right_kind and _HOUR_QUESTION.search(standalone) and (hour := hour_of_day(chosen.text)):
             return Answer(question=question, lang=lang, answer=f"{chosen.text[hour[0]:hour[1]]} [1].",
                           citations=[citation], evidence=[citation], confidence=confidence)
-        if not answers_the_kind_asked(span, standalone) or mostly_the_question(span, standalone) \
+        if not right_kind or mostly_the_question(span, standalone) \
                 or only_foreign_words(span):
             flags.append(Flag(kind="wrong_kind", detail=f"«{span}» is not the kind of answer asked for"))
             return self._quote(question, lang, chosen.text, citation, flags, confidence)
@@ -773,9 +784,7 @@ class AnswerChain:
         if not names_the_role_asked(chosen.text, standalone):
             # The name is another role's. A shown sentence that speaks of the role asked is the evidence to give.
             flags.append(Flag(kind="wrong_role", detail=f"«{span}» is from a sentence without the role asked about"))
-            about_role = [(question_share(ev.text, standalone), ev) for ev in shown
-                          if names_the_role_asked(ev.text, standalone)]
-            about_role = [(share, ev) for share, ev in about_role if share >= self.min_question_share]
+            about_role = self._about_role(shown, standalone)
             if not about_role:
                 return self._refusal(question, lang, *flags)
             best = max(about_role, key=lambda pair: pair[0])[1]
