@@ -26,7 +26,16 @@ from rag.arabic import detect_language, normalize_for_search
 from rag.chunk import split_sentences
 from rag.errors import ConfigError
 from rag.llm import choose_option
-from rag.names import arabic_terms, find_in_arabic, has_term, is_definite, latin_names, question_names
+from rag.names import (
+    NameRomanizer,
+    arabic_terms,
+    find_in_arabic,
+    has_term,
+    is_definite,
+    latin_names,
+    names_match,
+    question_names,
+)
 from rag.prompts import load_prompt
 from rag.records import Answer, Citation, Flag, Hit
 from rag.retrieve import check_question
@@ -315,20 +324,51 @@ _ROLE_QUESTION = re.compile(r"^\s*(?:من\s+(?:هو|هي|هم)|ما\s+(?:هو\s+
 
 
 def name_beside_role(sentence: str, question: str) -> tuple[int, int] | None:
-    """For "who is the X of Y": the name the sentence sets beside "X of Y" in commas, after it ("المتحدث باسم
-    "الكتائب"، كاظم الفرطوسي، لوكالة") or before it ("تغريدة "أبو علي العسكري"، المتحدث باسم "كتائب حزب
-    الله"،"), as offsets; None when the sentence has no such apposition. Every word between X and the comma must
-    be the question's, so the name is Y's X and not another's; the name is 2-4 words, none the question's, a
-    figure, a particle or a verb of saying."""
+    """For "who is the X of Y" asked in Arabic: the name the sentence sets beside "X of Y" (`name_beside`)."""
     asked_role = _ROLE_QUESTION.search(normalize_for_search(question))
     if not asked_role:
         return None
     role, asked = asked_role.group(1).strip("؟?،,"), content_words(question)
+    return name_beside(sentence, lambda word: _same_stem(word, role), lambda word: _stem_among(word, asked))
+
+
+# English role words of "who is the X of Y" -> the Arabic stems that say the role (normalised, article stripped).
+ROLE_TERMS = {"spokes": ["متحدث", "ناطق"], "secretary": ["امين"], "leader": ["زعيم", "قائد", "امين"],
+              "commander": ["قائد"], "head": ["رئيس"], "chief": ["رئيس", "قائد"], "ambassador": ["سفير"],
+              "minister": ["وزير"], "president": ["رئيس"], "governor": ["محافظ"], "director": ["مدير"]}
+_ROLE_QUESTION_EN = re.compile(r"^\s*who\s+(?:is|was)\s+(?:the\s+)?([^?]+)", re.I)
+
+
+def name_beside_role_en(sentence: str, question: str) -> tuple[int, int] | None:
+    """For "who is the X of Y" asked in English: the name the Arabic sentence sets beside the role
+    (`name_beside`), the role and Y read through the glossary (secretary -> أمين, movement -> حركة) and Y's names
+    by skeleton ("Kataib" -> "الكتائب")."""
+    asked_role = _ROLE_QUESTION_EN.search(question)
+    words = re.findall(r"[a-z]+", asked_role.group(1).lower()) if asked_role else []
+    roles = next((stems for word in words for key, stems in ROLE_TERMS.items() if word.startswith(key)), None)
+    if not roles:
+        return None
+    terms = arabic_terms(question)
+    asked_names = [w for name in question_names(question) for w in name_words(name)]
+    return name_beside(sentence, lambda word: has_term_word(word, roles),
+                       lambda word: has_term_word(word, terms) or any(names_match(n, word) for n in asked_names))
+
+
+def name_beside(sentence: str, is_role: Callable[[str], bool], is_asked: Callable[[str], bool]
+                ) -> tuple[int, int] | None:
+    """The name a sentence sets beside a role, as offsets, or None: in commas after it ("المتحدث باسم "الكتائب"،
+    كاظم الفرطوسي، لوكالة"), in commas before it ("تغريدة "أبو علي العسكري"، المتحدث باسم "كتائب حزب الله"،"),
+    or straight after it up to a dash or a bracket ("أمين عام الحركة أكرم الكعبي -خلال كلمة"). Every word
+    between the role and the name must be the question's (`is_asked`, or "باسم"), so the name is Y's X and not
+    another's; the name is 2-4 words, none the question's, a figure, a particle or a verb of saying."""
     words = [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", sentence)]
     bare = [normalize_for_search(w).strip(_WORD_EDGES) for w, _, _ in words]
 
     def ends_phrase(i: int) -> bool:
         return words[i][0].rstrip("\"'»”").endswith(("،", ","))
+
+    def opens_aside(i: int) -> bool:  # "-خلال كلمة"، "(البنتاغون)": the name before it is closed
+        return i < len(words) and words[i][0].startswith(("-", "–", "—", "("))
 
     def a_name(first: int, last: int) -> tuple[int, int] | None:
         if not 2 <= last - first + 1 <= 4 or first < 0 or last >= len(words):
@@ -336,22 +376,27 @@ def name_beside_role(sentence: str, question: str) -> tuple[int, int] | None:
         if bare[first] in _DANGLING:  # "في بيان": a phrase of its own ("علي" inside a name is a name)
             return None
         for w in bare[first:last + 1]:
-            if not w or numbers(w) or w in _NOT_NAME_WORDS or _stem_among(w, asked) \
-                    or not _ARABIC_WORD.fullmatch(w):
+            if not w or numbers(w) or w in _NOT_NAME_WORDS or is_asked(w) or not _ARABIC_WORD.fullmatch(w):
                 return None
         span = sentence[words[first][1]:words[last][2]]
         start = words[first][1] + len(span) - len(span.lstrip(_WORD_EDGES))
         return start, words[last][1] + len(words[last][0].rstrip(_WORD_EDGES))
 
     for i, word in enumerate(bare):
-        if not _same_stem(word, role):
+        if not is_role(word):
             continue
         # The role's own phrase: the question's words (and "باسم") up to a comma.
         end = i
         while not ends_phrase(end) and end + 1 < len(words) and end - i < 6 \
-                and (bare[end + 1] == "باسم" or _stem_among(bare[end + 1], asked)):
+                and (bare[end + 1] == "باسم" or is_asked(bare[end + 1])):
             end += 1
-        if not ends_phrase(end) or not all(w == "باسم" or _stem_among(w, asked) for w in bare[i + 1:end + 1]):
+        if not all(w == "باسم" or is_asked(w) for w in bare[i + 1:end + 1]):
+            continue
+        if not ends_phrase(end):
+            # No comma: a name straight after the role's phrase, closed by a dash or a bracket.
+            close = next((j for j in range(end + 2, min(end + 5, len(words))) if opens_aside(j + 1)), None)
+            if end > i and close is not None and (found := a_name(end + 1, close)):
+                return found
             continue
         after = next((j for j in range(end + 1, min(end + 5, len(words))) if ends_phrase(j)), None)
         if after is not None and (found := a_name(end + 1, after)):
@@ -519,7 +564,7 @@ class AnswerChain:
                  min_score: dict[str, float] | None = None, max_tokens: int = 200, history_turns: int = 3,
                  mode: str = "extract", evidence_chunks: int | dict[str, int] = 3, evidence_sentences: int = 4,
                  evidence_words: int = 140, choice: str = "code", min_choice: float = 0.0,
-                 min_question_share: float = 0.4):
+                 min_question_share: float = 0.4, romanizer: NameRomanizer | None = None):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if passage_words < 10:
@@ -549,6 +594,7 @@ class AnswerChain:
         self.choice = choice
         self.min_choice = min_choice
         self.min_question_share = min_question_share
+        self.romanizer = romanizer or NameRomanizer()
         self.prompts = {(task, lang): load_prompt(task, lang)
                         for task in ("answer_system", "answer_example", "answer_user", "rewrite", "extract_system",
                                      "extract_example", "choose", "extract")
@@ -597,7 +643,8 @@ class AnswerChain:
                    evidence_chunks={"ar": settings.answer_evidence_chunks, "en": settings.answer_evidence_chunks_en},
                    evidence_sentences=settings.answer_evidence_sentences,
                    evidence_words=settings.answer_evidence_words, choice=settings.answer_choice,
-                   min_choice=settings.answer_min_choice, min_question_share=settings.answer_min_question_share)
+                   min_choice=settings.answer_min_choice, min_question_share=settings.answer_min_question_share,
+                   romanizer=NameRomanizer(settings.names_country))
 
     # ---- public API --------------------------------------------------------------------------------
     def ask(self, question: str, history: list[tuple[str, str]] | None = None, k: int | None = None) -> Answer:
@@ -732,7 +779,7 @@ class AnswerChain:
         if leak:
             return self._refusal(question, lang, leak)
         if not reply or is_refusal(reply) or strip_citations(reply).lower().strip(". ") in ("none", "0"):
-            return (self._counted(question, standalone, shown, confidence) if lang == "en" else None) \
+            return (self._read_in_code(question, standalone, shown, confidence) if lang == "en" else None) \
                 or self._refusal(question, lang)
         if lang == "en":
             return self._verify_english(question, standalone, reply, shown, confidence)
@@ -800,15 +847,16 @@ class AnswerChain:
         Otherwise the sentence is quoted, or, when the model's answer touches none of them, refused."""
         english = strip_citations(reply).strip().strip("\"'«»").rstrip(".")
         candidates = _cited_first(reply, len(shown))
-        results = [(i, *render_english(english, shown[i].text, standalone)) for i in candidates]
+        results = [(i, *render_english(english, shown[i].text, standalone, self.romanizer.romanize))
+                   for i in candidates]
         for i, rendered, flags in results:
             if rendered:
                 citation = shown[i].citation(1)
                 return Answer(question=question, lang="en", answer=f"{rendered} [1].", citations=[citation],
                               flags=flags, evidence=[citation], confidence=confidence)
-        counted = self._counted(question, standalone, shown, confidence)
-        if counted:
-            return counted
+        read = self._read_in_code(question, standalone, shown, confidence)
+        if read:
+            return read
         i, _, flags = results[0]
         # Quote the sentence when part of the answer is borne out there (a figure, one word of a name: "John
         # Kerry" for جون كيربي); an answer with nothing verifiable is a refusal (an invented name for a
@@ -820,6 +868,30 @@ class AnswerChain:
         if not partial or any(f.kind in ("copied_question", "not_english") for f in flags):
             return self._refusal(question, "en", *flags)
         return self._quote(question, "en", shown[partial[0]].text, shown[partial[0]].citation(1), flags, confidence)
+
+    def _read_in_code(self, question: str, standalone: str, shown: list[Evidence],
+                      confidence: float | None) -> Answer | None:
+        """An English question the model declined or answered unverifiably, answered from what code reads in the
+        shown sentences: a count (`_counted`), or the name beside the role asked about (`_named`)."""
+        return self._counted(question, standalone, shown, confidence) \
+            or self._named(question, standalone, shown, confidence)
+
+    def _named(self, question: str, standalone: str, shown: list[Evidence],
+               confidence: float | None) -> Answer | None:
+        """For an English "who is the X of Y": the name the best-ranked shown sentence sets beside the role
+        (`name_beside_role_en`), in its attested Latin spelling with the Arabic beside it; None when no sentence
+        sets one there or nobody has spelt it (`NameRomanizer`): the model's spelling of a name is not trusted."""
+        for ev in shown:
+            found = name_beside_role_en(ev.text, standalone)
+            latin = self.romanizer.romanize(ev.text[found[0]:found[1]]) if found else None
+            if latin:
+                arabic = ev.text[found[0]:found[1]]
+                citation = ev.citation(1)
+                return Answer(question=question, lang="en", answer=f"{latin} ({arabic}) [1].", citations=[citation],
+                              evidence=[citation], confidence=confidence, flags=[Flag(
+                                  kind="romanized", detail=f"«{arabic}» is read beside the role in code; {latin} is "
+                                                           "its spelling as attested in Wikidata")])
+        return None
 
     def _counted(self, question: str, standalone: str, shown: list[Evidence],
                  confidence: float | None) -> Answer | None:
@@ -957,12 +1029,14 @@ def _renders_a_question_name(word: str, sentence: str, asked: list[str]) -> bool
     return where is not None and any(find_in_arabic(w, sentence[where[0]:where[1]]) is not None for w in asked)
 
 
-def render_english(english: str, sentence: str, question: str) -> tuple[str, list[Flag]]:
+def render_english(english: str, sentence: str, question: str,
+                   romanize: Callable[[str], str | None] | None = None) -> tuple[str, list[Flag]]:
     """The model's English answer if the Arabic sentence bears it out, else "". Returns (answer, flags).
     Checks: figures and months are the sentence's (dates it names are rendered by code beside them); names are
     the question's own or render an Arabic name of the sentence, and take the question's spelling where they
     render the same Arabic words; the answer says more than the question and is anchored by a figure or a
-    name of the sentence; a "how many" answer has a figure."""
+    name of the sentence; a "how many" answer has a figure. A name whose given name is wrong keeps its verified
+    family name, spelt whole by `romanize` where the world has spelt it ("Cesar Khazali" -> "Qais Khazali")."""
     flags: list[Flag] = []
     if not english or is_refusal(english) or ARABIC_LETTERS.search(english) or len(english.split()) > 30:
         return "", [Flag(kind="not_english", detail=f"not an English answer: {english}")] if english else []
@@ -975,7 +1049,12 @@ def render_english(english: str, sentence: str, question: str) -> tuple[str, lis
                 english = english.replace(name, q_name)
     for name in unverified_names(english, sentence, question):
         family = verified_family_name(name, sentence, question)
-        if family:
+        latin = romanize(family[1]) if family and romanize else None
+        if latin and normalize_for_search(family[0]) in normalize_for_search(latin):
+            english = english.replace(name, f"{latin} ({family[1]})")  # the whole name as the world spells it
+            flags.append(Flag(kind="romanized", detail=f"«{name}»: only {family[0]} renders the Arabic {family[1]}; "
+                                                       f"{latin} is its spelling as attested in Wikidata"))
+        elif family:
             english = english.replace(name, f"{family[0]} ({family[1]})")
             flags.append(Flag(kind="partial_name", detail=f"«{name}»: only {family[0]} renders the Arabic "
                                                           f"{family[1]}; the given name is shown in Arabic"))

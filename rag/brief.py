@@ -26,7 +26,7 @@ from rag.arabic import isolate_ltr_runs, normalize_for_search
 from rag.chunk import split_sentences
 from rag.errors import BadInput
 from rag.files import write_text_atomic
-from rag.names import find_in_arabic, latin_names
+from rag.names import NameRomanizer, find_in_arabic, latin_names
 from rag.prompts import load_prompt
 from rag.records import Article, BriefCitation, Briefing, Flag, Hit, Story
 from rag.verify import (
@@ -65,6 +65,8 @@ MODES = ("extract", "write")
 # meaning ("the Iraqi Islamic Party" for Kataib Hezbollah, "airports" for embassies): `rendered` is for a stronger
 # RAG_LLM_BASE_URL.
 ENGLISH = ("facts", "rendered")
+# Bumped when code changes what a briefing says, so briefings cached before are made again.
+BRIEF_FORMAT = 2  # 2: names spelt as attested (NameRomanizer)
 _DUPLICATE_SENTENCE = 0.95  # cosine above which two sentences say the same thing: keep one
 # Two sentences repeat each other at this cosine or above: e5-small puts 1% of all pairs of seed sentences at
 # >= 0.90, different events among them (0.94: attacks on Ain al-Asad / a foiled drone attack on Victoria), while
@@ -177,7 +179,8 @@ class Briefer:
     def __init__(self, store, llm, group_threshold: float = 0.96, passage_words: int = 60, prompt_words: int = 200,
                  max_tokens: int = 220, cache_dir: Path | None = None, identity: str = "",
                  progress: Callable[[str], None] | None = None, group_days: int = 3, mode: str = "extract",
-                 story_sentences: int = 6, story_words: int = 170, english: str = "facts", parallel: int = 1):
+                 story_sentences: int = 6, story_words: int = 170, english: str = "facts", parallel: int = 1,
+                 romanizer: NameRomanizer | None = None):
         if not 0.0 <= group_threshold <= 1.0:
             raise ValueError(f"group_threshold must be between 0 and 1, got {group_threshold}")
         if passage_words < 10:
@@ -197,6 +200,7 @@ class Briefer:
         if parallel < 1:
             raise ValueError(f"parallel must be >= 1, got {parallel}")
         self.parallel = parallel
+        self.romanizer = romanizer or NameRomanizer()
         self.store, self.llm = store, llm
         self.group_threshold, self.passage_words, self.prompt_words = group_threshold, passage_words, prompt_words
         self.group_days = group_days
@@ -217,7 +221,8 @@ class Briefer:
         return cls(store, llm, settings.brief_group_threshold, settings.brief_passage_words,
                    settings.brief_prompt_words, settings.brief_max_tokens, settings.cache_dir / "briefs", identity,
                    progress, settings.brief_group_days, settings.brief_mode, settings.brief_story_sentences,
-                   settings.brief_story_words, settings.brief_english, settings.brief_parallel)
+                   settings.brief_story_words, settings.brief_english, settings.brief_parallel,
+                   NameRomanizer(settings.names_country))
 
     # ---- public API ------------------------------------------------------------------------------------------
     def brief(self, date: str | None = None, since: str | None = None, until: str | None = None,
@@ -329,7 +334,7 @@ class Briefer:
                 continue
             # The rendering was not used: why stays in the record, and its invented words stay out of sight.
             flags += [Flag(kind="rendering_rejected", detail=f"{f.kind}: {f.detail}") for f in problems]
-            facts = verified_facts(rendering, arabic, rare)
+            facts = verified_facts(rendering, arabic, rare, self.romanizer.names_in(arabic))
             if p is passages[0]:  # the headline's names, when no sentence is rendered
                 lead_names = next((f.removeprefix("names: ") for f in facts if f.startswith("names: ")), "")
             sentences.append(f"{lead}{'In Arabic' if not lead else 'in Arabic'}: «{arabic}»"
@@ -530,7 +535,8 @@ class Briefer:
         material = {
             "articles": sorted((a.id, a.content_hash or hashlib.sha256(a.text.encode()).hexdigest())
                                for a in articles),
-            "lang": lang, "span": [date_from, date_to, all_articles], "llm": self.identity,
+            "lang": lang, "span": [date_from, date_to, all_articles], "llm": self.identity, "format": BRIEF_FORMAT,
+            "names": self.romanizer.country,
             "settings": [self.group_threshold, self.group_days, self.passage_words, self.prompt_words,
                          self.max_tokens, self.mode, self.story_sentences, self.story_words, self.english],
             "prompts": [p.text for p in self.prompts.values()],
@@ -637,18 +643,31 @@ def _fact_weight(sentence: str, rare: set[str]) -> float:
     return _FACT_BONUS * found / (found + 3)
 
 
-def verified_facts(rendering: str, arabic: str, rare: set[str] | None = None) -> list[str]:
-    """What of an Arabic sentence can be said in English and checked in code: the names of the model's rendering
+def verified_facts(rendering: str, arabic: str, rare: set[str] | None = None,
+                   spelt: list[tuple[str, str]] = ()) -> list[str]:
+    """What of an Arabic sentence can be said in English and checked in code: the people it names as the world
+    spells them (`spelt`: (Arabic, Latin) pairs from `NameRomanizer.names_in`, where the rendering names them too),
+    the names of the model's rendering
     whose consonant skeletons match words of the Arabic (titles it adds, "General", left out; with `rare`, only
-    names of words few articles use: not "Iraq" in every story about Iraq), the Arabic's figures (digits and
-    number words), and its dates and weekdays rendered by code. E.g. ["names: Khazali, Tehran", "figures: 48"]."""
-    names = []
+    names of words few articles use: not "Iraq" in every story about Iraq; none with a word of a person already
+    spelt), the Arabic's figures (digits and number words), and its dates and weekdays rendered by code. E.g.
+    ["names: Qais Khazali, Tehran", "figures: 48"]."""
+    # The rendering says where a name is, though it rarely spells it: a person is listed only where a word of the
+    # rendering's names renders a word of theirs ("Kabbi" for أكرم الكعبي). The index alone would also take
+    # phrases for names ("أمام الحوار" as Emam Hawwar, "سلامة المرضى" as Salama Al-Mardi).
+    rendered = [word for found in latin_names(rendering or "") for word in name_words(found)]
+    names = list(dict.fromkeys(latin for person, latin in spelt
+                               if any(find_in_arabic(word, person) for word in rendered)))
+    spelt = [(person, latin) for person, latin in spelt if latin in names]
     for found in latin_names(rendering or ""):
         name = " ".join(name_words(found))
         if name and unverified_names(name, arabic, ""):  # "Cesar Khazali": the family name alone, if borne out
             family = verified_family_name(name, arabic, "")
             name = family[0] if family else ""
-        if not name or name in names:
+        # A person already spelt is not named again by the model's rendering of any word of the name
+        # ("Mohammed Mehdi Mehdi" beside "Abou Mehdi al-Mouhandis").
+        if not name or name in names or any(find_in_arabic(word, person) for word in name_words(name)
+                                            for person, _ in spelt):
             continue
         where = find_in_arabic(name, arabic)
         matched = set(content_words(arabic[where[0]:where[1]])) if where else set()
@@ -867,8 +886,8 @@ def _machine_note(b: Briefing) -> str:
         return ("Each sentence renders the Arabic passage it cites; names, figures and dates are checked against "
                 "it, the wording is not: follow the citation before quoting.")
     if "extractive" in kinds:
-        return ("Each item quotes the article in Arabic; in brackets, what was checked in English: names (their "
-                "spelling matched to the Arabic), figures and dates.")
+        return ("Each item quotes the article in Arabic; in brackets, what was checked in English: names (people "
+                "as their names are spelt in Wikidata, others' spelling matched to the Arabic), figures and dates.")
     return ""
 
 

@@ -10,9 +10,10 @@ spelling across scripts, nothing more.
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 
-from rag.arabic import normalize_for_search
+from rag.arabic import normalize_for_search, tokenize_for_search
 
 # Arabic letters (after normalize_for_search: أإآ -> ا, ى -> ي, ة -> ه) -> consonant classes.
 _ARABIC = {
@@ -217,3 +218,87 @@ def has_term(stem: str, arabic_text_norm_words: list[str]) -> bool:
             if word[cut:].startswith(stem):
                 return True
     return False
+
+
+# ---- attested spellings of Arabic personal names ----------------------------------------------------------------
+# A given name borne by at least this many people in the romanizer's index opens a name ("أكرم": 100, "قيس": 30,
+# "جون": 16); words the index spells but few bear are common words ("بيان": 11 is the exception seen, "زيارة": 1).
+GIVEN_NAME_PEOPLE = 12
+# What parts clauses in Arabic text: anything but Arabic letters and spaces (punctuation, digits, Latin, a line break).
+_CLAUSES = re.compile(r"[^\u0621-\u065f\u0670-\u06d3 ]+")  # diacritics are a word's own: التركّز is one word
+_DIACRITICS = re.compile("[\u064b-\u065f\u0670\u0640]")  # and tatweel
+
+
+class NameRomanizer:
+    """The Latin spelling of an Arabic personal name as the world writes it ("أكرم الكعبي" -> "Akram al-Kaabi"),
+    from arabic-name-romanizer's index of spellings attested in Wikidata, or None. Its neural and rule-based
+    fallbacks are off: a name any of whose words nobody has spelled ("كيربي" -> "Kerbi", not Kirby) is not
+    rendered, and neither is a common noun ("الأمين العام"). The index loads on first use."""
+
+    def __init__(self, country: str | None = None):
+        self.country = country or None  # an ISO code that ranks that country's spellings first ("IQ": Kadhimi)
+        self._transliterator = None
+        self._lock = threading.Lock()
+
+    def names_in(self, text: str) -> list[tuple[str, str]]:
+        """Personal names an Arabic text spells out, as (Arabic, attested Latin spelling), in order: runs of 2-4
+        words inside a clause that open on a given name many people bear (GIVEN_NAME_PEOPLE; "أبو" too) and end
+        on a family name with the article (الكعبي, المهندس), or that the index holds as one person's whole name
+        (مقتدى الصدر), and are spelt whole by `romanize`; no word a particle. Foreign names written in Arabic are
+        left to the checks of the model's rendering: spelt back they drift ("ماريو أديسون" as Mario Edison). The
+        index also spells words that are not names ("في" as Faye, "زيارة" as Ziyara), hence the common given name;
+        and some phrases still pass ("أمام الحوار" as Emam Hawwar): a caller confirms a name from another reading."""
+        found: list[tuple[str, str]] = []
+        for clause in _CLAUSES.split(text):
+            words = clause.split()
+            i = 0
+            while i < len(words):
+                for size in (4, 3, 2):
+                    run = " ".join(words[i:i + size])
+                    if len(words[i:i + size]) == size and all(tokenize_for_search(w) for w in words[i:i + size]) \
+                            and (self._opens_a_name(words[i]) and is_definite(normalize_for_search(words[i + size - 1]))
+                                 or self._known_whole(run)) \
+                            and (latin := self.romanize(run)):
+                        found.append((run, latin))
+                        i += size
+                        break
+                else:
+                    i += 1
+        return found
+
+    def _opens_a_name(self, word: str) -> bool:
+        norm = normalize_for_search(word)
+        if norm == "ابو":
+            return True
+        if _prefix_length(norm):  # a clitic or the article: not how a given name is written
+            return False
+        found = self._loaded().transliterate(word, top_k=2, country=self.country)
+        return bool(found) and found[0].source == "dictionary" and \
+            max((u.count for u in found[0].units), default=0) >= GIVEN_NAME_PEOPLE
+
+    def _known_whole(self, run: str) -> bool:
+        """Whether the index holds these words as one person's whole name ("مقتدى الصدر": Moqtada al-Sadr), not
+        only word by word."""
+        found = self._loaded().transliterate(run, top_k=2, country=self.country)
+        return bool(found) and found[0].source == "dictionary" and len(found[0].units) <= 1
+
+    def _loaded(self):
+        with self._lock:
+            if self._transliterator is None:
+                from arabic_name_romanizer.api import Transliterator
+
+                self._transliterator = Transliterator(auto_load_model=False, use_rules_fallback=False)
+            return self._transliterator
+
+    def romanize(self, arabic: str) -> str | None:
+        words = _ARABIC_WORD.findall(_DIACRITICS.sub("", arabic))
+        if not 1 <= len(words) <= 5:
+            return None
+        # top_k=1 returns bare strings; two return candidates with their sources
+        found = self._loaded().transliterate(" ".join(words), top_k=2, country=self.country)
+        if not found or found[0].source != "dictionary" or any(u.source != "dictionary" for u in found[0].units):
+            return None
+        latin = found[0].text
+        # The spelling must still read as the Arabic letter by letter (rag.names skeletons): a guard against a
+        # dictionary row for another name.
+        return latin if names_match(latin, arabic) else None

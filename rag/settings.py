@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     answer_min_choice: float = Field(0.0, ge=0.0, le=1.0)
     # Arabic questions: refuse a span whose sentence holds less than this share of the question's words (README).
     answer_min_question_share: float = Field(0.4, ge=0.0, le=1.0)
+    # English answers spell an Arabic name as attested (rag.names.NameRomanizer); an ISO country code ranks that
+    # country's spellings first ("IQ": Kadhimi rather than Kazimi). Empty: every country's.
+    names_country: str = Field("", max_length=2)
 
     # Briefings: two articles whose leads have at least this cosine, published within brief_group_days of each
     # other, report the same story (tuned with `rag bench brief`); a story prompt holds at most

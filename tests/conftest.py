@@ -72,6 +72,16 @@ def injected_retriever(tmp_path, embedder):
     return _indexed(tmp_path, embedder, src)
 
 
+@pytest.fixture
+def role_retriever(tmp_path, embedder):
+    """One article that names a movement's secretary-general beside his role, closed by a dash."""
+    src = tmp_path / "role.txt"
+    src.write_text("أعلنت حركة النجباء عدم تجديد الهدنة مع القوات الأميركية في العراق. وقال أمين عام الحركة أكرم "
+                   "الكعبي -خلال كلمة ألقاها ليلة أمس في مدينة البصرة- إنه لا خيار إلا الحل العسكري.",
+                   encoding="utf-8")
+    return _indexed(tmp_path, embedder, src)
+
+
 # ---- the reliability battery's summary (issue 12) ----------------------------------------------------------------
 _BATTERY: list[dict] = []
 _TOTALS = {"inputs tried": 0, "crashes (500s, tracebacks)": 0, "data lost (committed articles missing)": 0,

@@ -354,3 +354,11 @@ def test_english_facts_keep_what_the_arabic_bears_out_of_a_name():
     assert verified_facts("Asaib, led by Cesar Khazali of Tehran, gave 48 hours", arabic) == \
         ["names: Asaib, Khazali, Tehran", "figures: 48"]
     assert verified_facts("Asaib, led by Cesar Mahdi, gave 48 hours", arabic) == ["names: Asaib", "figures: 48"]
+    # The people the Arabic names, as the world spells them, stand for the model's rendering of them.
+    spelt = [("قيس الخزعلي", "Qais Khazali")]
+    assert verified_facts("Asaib, led by Cesar Khazali, gave 48 hours", arabic, spelt=spelt) == \
+        ["names: Qais Khazali, Asaib", "figures: 48"]
+    # Where the rendering names nobody there, the index's reading is not trusted alone ("أمام الحوار" is no one).
+    assert verified_facts("the militia gave 48 hours", arabic, spelt=spelt) == ["figures: 48"]
+    assert verified_facts("Asaib, led by Khazali Qais, gave 48 hours", arabic, spelt=spelt) == \
+        ["names: Qais Khazali, Asaib", "figures: 48"]  # the model's words of the same person: named once

@@ -12,6 +12,7 @@ from rag.answer import (
     hour_of_day,
     mostly_the_question,
     name_beside_role,
+    name_beside_role_en,
     names_the_role_asked,
     only_foreign_words,
     rank_sentences,
@@ -134,11 +135,23 @@ def test_english_name_that_renders_another_arabic_name_is_never_asserted(retriev
     assert any(f.kind == "unverified_name" for f in answer.flags)
 
 
+class UnspeltNames:
+    """A romanizer that knows no spelling: what the chain says when nobody has spelt a name."""
+
+    def romanize(self, arabic: str) -> None:
+        return None
+
+
 def test_an_english_name_whose_family_name_alone_is_borne_out_says_only_that(retriever):
-    c, _ = chain(retriever, "Cesar Khazali [1]")  # the model's given name renders nothing in the sentence
+    c, _ = chain(retriever, "Cesar Khazali [1]", romanizer=UnspeltNames())  # the given name renders nothing
     answer = c.ask("Who leads the Asaib Ahl al-Haq militia?")
     assert answer.answer == "Khazali (قيس الخزعلي) [1]." and not answer.quoted and "Cesar" not in answer.answer
     assert any(f.kind == "partial_name" for f in answer.flags)
+    # Where the whole name has an attested spelling, the verified family name is said with it.
+    c, _ = chain(retriever, "Cesar Khazali [1]")
+    answer = c.ask("Who leads the Asaib Ahl al-Haq militia?")
+    assert answer.answer == "Qais Khazali (قيس الخزعلي) [1]." and not answer.quoted
+    assert [f.kind for f in answer.flags] == ["romanized"]
     assert score_question({"id": "x", "question": "Who?", "lang": "en", "answerable": True,
                            "expect_any": ["Khazali"]},
                           answer)["outcome"] == "right"
@@ -332,10 +345,15 @@ def test_an_adjective_copied_without_its_noun_is_a_fragment():
     assert not cut_from_its_noun("في الحرب، سورية", len("في الحرب، "))  # after punctuation
 
 
+def name_read(reader, sentence, question):
+    """The words a role reader (`name_beside_role`, `name_beside_role_en`) takes from the sentence, or None."""
+    found = reader(sentence, question)
+    return sentence[found[0]:found[1]] if found else None
+
+
 def test_a_name_set_beside_the_role_in_commas_is_read_in_code():
     def named(sentence, question):
-        found = name_beside_role(sentence, question)
-        return sentence[found[0]:found[1]] if found else None
+        return name_read(name_beside_role, sentence, question)
 
     spokesman = "من هو المتحدث باسم كتائب سيد الشهداء؟"
     assert named('وقال المتحدث باسم "الكتائب"، كاظم الفرطوسي، لوكالة "شفق نيوز"', spokesman) == "كاظم الفرطوسي"
@@ -345,6 +363,34 @@ def test_a_name_set_beside_the_role_in_commas_is_read_in_code():
     assert named("وقال المتحدث باسم الجيش العراقي، يحيى رسول، إن", spokesman) is None  # another body's spokesman
     assert named("وكان جون كيربي المتحدث باسم الكتائب قال", spokesman) is None  # no commas: not delimited
     assert named("وقال المتحدث باسم الكتائب، كاظم الفرطوسي، إن", "كم صاروخا أطلق؟") is None  # not a role question
+    # No commas: a name straight after the role's phrase, closed by a dash or a bracket.
+    secretary = "من هو الأمين العام لحركة النجباء؟"
+    assert named("وقال أمين عام الحركة أكرم الكعبي -خلال كلمة ألقاها", secretary) == "أكرم الكعبي"
+    assert named("وقال أمين عام الحركة أكرم الكعبي إن الفصائل", secretary) is None  # nothing closes the name
+    assert named("وقال الأمين أكرم الكعبي -خلال كلمة", secretary) is None  # the role alone: whose secretary?
+
+
+def test_an_english_role_question_reads_the_name_beside_the_arabic_role():
+    def named(sentence, question):
+        return name_read(name_beside_role_en, sentence, question)
+
+    spokesman = "Who is the spokesman of Kataib Sayyid al-Shuhada?"
+    assert named('وقال المتحدث باسم "الكتائب"، كاظم الفرطوسي، لوكالة "شفق نيوز"', spokesman) == "كاظم الفرطوسي"
+    assert named("وقال المتحدث باسم الجيش العراقي، يحيى رسول، إن", spokesman) is None  # another body's
+    assert named("وقال أمين عام الحركة أكرم الكعبي -خلال كلمة", "Who is the secretary-general of the Nujaba "
+                                                              "movement?") == "أكرم الكعبي"
+    assert named('وقال المتحدث باسم "الكتائب"، كاظم الفرطوسي، إن', "How many rockets were fired?") is None
+
+
+def test_an_english_role_question_the_model_declines_is_answered_in_an_attested_spelling(role_retriever):
+    question = "Who is the secretary-general of the Nujaba movement?"
+    c, llm = chain(role_retriever, "The articles don't say.")
+    answer = c.ask(question)
+    assert answer.answer == "Akram al-Kaabi (أكرم الكعبي) [1]." and not answer.quoted and not answer.refused
+    assert "أكرم الكعبي" in answer.citations[0].text and [f.kind for f in answer.flags] == ["romanized"]
+    # A name nobody has spelt is not spelt by guesswork: the reader is told the articles do not say.
+    c, llm = chain(role_retriever, "The articles don't say.", romanizer=UnspeltNames())
+    assert c.ask(question).refused
 
 
 def test_the_time_of_day_is_read_in_code_when_the_model_copies_a_date():

@@ -1,6 +1,14 @@
 import pytest
 
-from rag.names import arabic_terms, find_in_arabic, has_term, latin_skeleton, names_match, question_names
+from rag.names import (
+    NameRomanizer,
+    arabic_terms,
+    find_in_arabic,
+    has_term,
+    latin_skeleton,
+    names_match,
+    question_names,
+)
 
 
 @pytest.mark.parametrize("latin, arabic", [
@@ -46,3 +54,20 @@ def test_english_terms_vote_for_arabic_words():
     stems = arabic_terms("How many rockets were fired at the base?")
     assert "صواريخ" in stems and "قاعد" in stems
     assert has_term("قاعد", ["بالقاعده"]) and not has_term("قاعد", ["مقعد"])
+
+
+def test_an_arabic_name_is_spelt_only_as_the_world_has_spelt_it():
+    names = NameRomanizer()
+    assert names.romanize("أكرم الكعبي") == "Akram al-Kaabi"
+    assert names.romanize("كاظم الفرطوسي") == "Kadhim Fartusi"
+    assert names.romanize("جون كيربي") is None  # كيربي: nobody's spelling; a guess ("Kerbi") is not given
+    assert names.romanize("الأمين العام") is None  # a title, not a name
+    assert names.romanize("") is None and names.romanize("Akram") is None
+
+
+def test_the_people_an_arabic_text_names_are_found_and_spelt():
+    names = NameRomanizer()
+    text = "وقال أمين عام الحركة أكرم الكعبي -خلال كلمة في البصرة- إن قيس الخزعلي\nالخزعلي هدد"
+    assert names.names_in(text) == [("أكرم الكعبي", "Akram al-Kaabi"), ("قيس الخزعلي", "Qais Khazali")]
+    # Words the index spells that open no name: "زيارة" (Ziyara), "في" (Faye), "على" (Ali).
+    assert names.names_in("خلال زيارة رئيس الوزراء في بغداد على حق") == []
