@@ -557,6 +557,33 @@ def counted_figure(question: str, sentence: str) -> str | None:
     return next(iter(figures)) if len(figures) == 1 else None
 
 
+_WHICH_EN = re.compile(r"\b(?:which|what)\s+(?:(?:us|u\.s\.|iraqi|american|military|armed)\s+)*([a-z]+)", re.I)
+
+
+# Kinds of place and body a "which X" question asks for, whose Arabic noun (the glossary) precedes the name.
+_WHICH_KINDS = {"district", "base", "town", "city", "province", "command", "airport", "embassy", "militia",
+                "faction", "group", "movement", "agency", "ministry", "council", "parliament"}
+
+
+def names_the_kind_asked(sentence: str, question: str) -> bool:
+    """For an English "which X" question: whether the Arabic sentence names an X, an X-word of the glossary
+    (district -> قضاء, base -> قاعدة, command -> القيادة) followed by a word that is not the question's, a particle
+    or a verb of saying ("قضاء القائم", «قاعدة "كالسو"»): the sentence says which, even when no one can spell it."""
+    asked = _WHICH_EN.search(question)
+    kind = asked.group(1).lower().rstrip("s") if asked else ""
+    stems = arabic_terms(kind) if kind in _WHICH_KINDS else []
+    if not stems:
+        return False
+    terms = arabic_terms(question)
+    words = _plain_words(sentence)
+    for word, following in zip(words, words[1:], strict=False):
+        if has_term_word(word, stems) and following and _ARABIC_WORD.fullmatch(following) \
+                and following not in _DANGLING and following not in _NOT_NAME_WORDS \
+                and not has_term_word(following, terms):
+            return True
+    return False
+
+
 class AnswerChain:
     """Collaborators are passed in: a retriever (with its store and embedder) and a chat model."""
 
@@ -780,6 +807,7 @@ class AnswerChain:
             return self._refusal(question, lang, leak)
         if not reply or is_refusal(reply) or strip_citations(reply).lower().strip(". ") in ("none", "0"):
             return (self._read_in_code(question, standalone, shown, confidence) if lang == "en" else None) \
+                or (self._which_quoted(question, standalone, shown, confidence) if lang == "en" else None) \
                 or self._refusal(question, lang)
         if lang == "en":
             return self._verify_english(question, standalone, reply, shown, confidence)
@@ -866,7 +894,8 @@ class AnswerChain:
         partial = [j for j in candidates if numbers(english) & numbers(shown[j].text) - numbers(standalone)
                    or any(find_in_arabic(w, shown[j].text) is not None for w in words)]
         if not partial or any(f.kind in ("copied_question", "not_english") for f in flags):
-            return self._refusal(question, "en", *flags)
+            return self._which_quoted(question, standalone, shown, confidence, flags) \
+                or self._refusal(question, "en", *flags)
         return self._quote(question, "en", shown[partial[0]].text, shown[partial[0]].citation(1), flags, confidence)
 
     def _read_in_code(self, question: str, standalone: str, shown: list[Evidence],
@@ -891,6 +920,18 @@ class AnswerChain:
                               evidence=[citation], confidence=confidence, flags=[Flag(
                                   kind="romanized", detail=f"«{arabic}» is read beside the role in code; {latin} is "
                                                            "its spelling as attested in Wikidata")])
+        return None
+
+    def _which_quoted(self, question: str, standalone: str, shown: list[Evidence], confidence: float | None,
+                      flags: list[Flag] = ()) -> Answer | None:
+        """An English "which X" question the model declined (or answered with nothing borne out): the best-ranked
+        shown sentence that names an X (`names_the_kind_asked`) is quoted, so the reader sees that the articles
+        do say, in Arabic, what nobody here can spell ("قضاء القائم", "كالسو"); None when no sentence names one."""
+        for ev in shown:
+            if names_the_kind_asked(ev.text, standalone):
+                return self._quote(question, "en", ev.text, ev.citation(1), [*flags, Flag(
+                    kind="declined", detail="no English answer could be verified; the sentence that names what was "
+                                            "asked is quoted")], confidence)
         return None
 
     def _counted(self, question: str, standalone: str, shown: list[Evidence],

@@ -210,7 +210,10 @@ class Briefer:
         self.progress = progress or (lambda message: None)
         self.prompts = {(task, lang): load_prompt(task, lang) for task in ("brief_story", "brief_reduce")
                         for lang in ("ar", "en")}
-        self.prompts[("translate", "en")] = load_prompt("translate", "en")
+        # English facts lines keep only the names of a rendering, so a short gist serves (fewer tokens to generate:
+        # prompts/gist_en.txt); a rendering asserted whole (english="rendered") must be the whole sentence.
+        self._rendering_task = "translate" if english == "rendered" else "gist"
+        self.prompts[(self._rendering_task, "en")] = load_prompt(self._rendering_task, "en")
         self.llm_calls = 0
         self._calls_lock = threading.Lock()
         self._df: tuple[int, Counter] | None = None
@@ -355,8 +358,9 @@ class Briefer:
 
     def translate(self, arabic: str) -> tuple[str, list[Flag]]:
         """(the model's English for one Arabic sentence, why it cannot be asserted: [] when it can). It cannot
-        when it invents a figure, a month, a weekday or a name, is not English, or runs on."""
-        prompt = self.prompts[("translate", "en")].render(sentence=arabic)
+        when it invents a figure, a month, a weekday or a name, is not English, or runs on. A whole translation
+        where it is asserted (english="rendered"), a gist where only its names are kept."""
+        prompt = self.prompts[(self._rendering_task, "en")].render(sentence=arabic)
         with self._calls_lock:  # translations may run on several threads (`parallel`)
             self.llm_calls += 1
         reply = "".join(self.llm.stream([{"role": "user", "content": prompt}],

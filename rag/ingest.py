@@ -379,7 +379,7 @@ class Ingestor:
         """Embed a batch (one call: batching is where the CPU time goes), store it, commit a generation."""
         plan = [self.plan(article) for article in articles]
         texts = [t for _, _, its_texts in plan for t in its_texts]
-        vectors = iter(self.embedder.embed_passages(texts, progress=self.progress) if texts else [])
+        vectors = iter(embed_once(self.embedder, texts, self.progress))
         for article, parts, _ in plan:
             self.put(article, parts, vectors, status, report)
         self.store.save()
@@ -405,6 +405,16 @@ class Ingestor:
         self.store.put_article(article, [chunk for chunk, _ in parts], np.array(chunk_rows, dtype=np.float32),
                                sentence_rows)
         report.chunks_embedded += len(parts)
+
+
+def embed_once(embedder, texts: list[str], progress=False) -> np.ndarray:
+    """Passage vectors for `texts`, in order, each distinct text embedded once: chunks overlap by a sentence
+    (RAG_CHUNK_OVERLAP_SENTENCES), so that sentence's vector was computed twice, and a caption may repeat."""
+    if not texts:
+        return np.zeros((0, 0), np.float32)
+    row = {text: i for i, text in enumerate(dict.fromkeys(texts))}
+    vectors = embedder.embed_passages(list(row), progress=progress)
+    return vectors[[row[text] for text in texts]]
 
 
 def passage_text(article: Article, chunk) -> str:

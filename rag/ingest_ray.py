@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.ingest import ArticleReader, Ingestor, expand_paths
+from rag.ingest import ArticleReader, Ingestor, embed_once, expand_paths
 from rag.records import Article, Chunk, IngestReport, SkippedInput
 
 
@@ -47,7 +47,7 @@ class ChunkAndEmbed:
         plans = {i: self.ingestor.plan(Article.model_validate_json(p))
                  for i, (k, p) in enumerate(zip(kinds, payloads, strict=True)) if k == "article"}
         texts = [t for _, _, its_texts in plans.values() for t in its_texts]
-        vectors = self.embedder.embed_passages(texts) if texts else np.zeros((0, 0), np.float32)
+        vectors = embed_once(self.embedder, texts)
         out_payloads, out_vectors, at = [], [], 0
         for i, payload in enumerate(payloads):
             if i not in plans:

@@ -15,7 +15,7 @@ EXPECTED = {
     "rewrite": {"history", "question"}, "judge": {"question", "passages", "answer", "expected"},
     "brief_story": {"passages"}, "brief_reduce": {"summaries"},
     "extract_system": set(), "extract_example": set(), "choose": {"sentences", "question"}, "extract": {"sentences", "question"},
-    "translate": {"sentence"},
+    "translate": {"sentence"}, "gist": {"sentence"},
 }
 
 

@@ -78,8 +78,9 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
     llm_context: int = Field(2048, ge=512)  # embedded model: context per slot
     # Embedded model: slots with their own prompt caches, so Arabic answers, English answers and follow-up
-    # rewrites each keep their shared prefix (system prompt + example) cached instead of evicting each other.
-    llm_slots: int = Field(3, ge=1, le=8)
+    # rewrites each keep their shared prefix (system prompt + example) cached instead of evicting each other; an
+    # English briefing's translations decode 4 at once (README: briefings; answers measured no slower than with 3).
+    llm_slots: int = Field(4, ge=1, le=8)
     # Embedded model: niceness added to its threads (Linux), so searches and pages are not queued behind a
     # generation; alone on the machine, the model still takes all of it (README: Reliability, load)
     llm_nice: int = Field(0, ge=0, le=19)
@@ -130,7 +131,7 @@ class Settings(BaseSettings):
     brief_story_words: int = Field(170, ge=10, le=2000)
     # English briefings: translation calls sent at once (the embedded server decodes up to RAG_LLM_SLOTS of them
     # in one batch). At 1 a briefing's replies are the same every run; at more, a few differ (batched sums).
-    brief_parallel: int = Field(3, ge=1, le=16)
+    brief_parallel: int = Field(4, ge=1, le=16)
     # Scheduled briefings (`rag serve`): cron syntax in UTC, e.g. "0 6 * * *" (06:00 daily); empty = no schedule.
     # Each run briefs the latest day in each language and format, stored under briefs_dir with its record; a
     # webhook URL, when set, receives the run and its briefings (JSON) after a run succeeds.

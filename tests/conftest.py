@@ -73,13 +73,13 @@ def injected_retriever(tmp_path, embedder):
 
 
 @pytest.fixture
-def role_retriever(tmp_path, embedder):
-    """One article that names a movement's secretary-general beside his role, closed by a dash."""
-    src = tmp_path / "role.txt"
-    src.write_text("أعلنت حركة النجباء عدم تجديد الهدنة مع القوات الأميركية في العراق. وقال أمين عام الحركة أكرم "
-                   "الكعبي -خلال كلمة ألقاها ليلة أمس في مدينة البصرة- إنه لا خيار إلا الحل العسكري.",
-                   encoding="utf-8")
-    return _indexed(tmp_path, embedder, src)
+def retriever_of(tmp_path, embedder):
+    """A retriever over one article of the given text (the fake embedder): for a sentence the seeds lack."""
+    def make(text: str):
+        src = tmp_path / "article.txt"
+        src.write_text(text, encoding="utf-8")
+        return _indexed(tmp_path, embedder, src)
+    return make
 
 
 # ---- the reliability battery's summary (issue 12) ----------------------------------------------------------------

@@ -362,3 +362,12 @@ def test_english_facts_keep_what_the_arabic_bears_out_of_a_name():
     assert verified_facts("the militia gave 48 hours", arabic, spelt=spelt) == ["figures: 48"]
     assert verified_facts("Asaib, led by Khazali Qais, gave 48 hours", arabic, spelt=spelt) == \
         ["names: Qais Khazali, Asaib", "figures: 48"]  # the model's words of the same person: named once
+
+
+def test_english_facts_ask_the_model_for_a_gist_and_renderings_for_the_whole_sentence():
+    arabic = "وقال أمين عام الحركة أكرم الكعبي إنه لا خيار إلا الحل العسكري"
+    for english, opening in (("facts", "Say in plain English, in at most 20 words"), ("rendered", "Translate")):
+        llm = QueueLLM("Akram al-Kaabi said there is no option but the military solution.")
+        rendering, problems = Briefer(None, llm, english=english).translate(arabic)
+        assert llm.calls[0][0]["content"].startswith(opening) and arabic in llm.calls[0][0]["content"]
+        assert rendering.startswith("Akram al-Kaabi") and not problems

@@ -13,6 +13,7 @@ from rag.answer import (
     mostly_the_question,
     name_beside_role,
     name_beside_role_en,
+    names_the_kind_asked,
     names_the_role_asked,
     only_foreign_words,
     rank_sentences,
@@ -382,8 +383,11 @@ def test_an_english_role_question_reads_the_name_beside_the_arabic_role():
     assert named('وقال المتحدث باسم "الكتائب"، كاظم الفرطوسي، إن', "How many rockets were fired?") is None
 
 
-def test_an_english_role_question_the_model_declines_is_answered_in_an_attested_spelling(role_retriever):
+def test_an_english_role_question_the_model_declines_is_answered_in_an_attested_spelling(retriever_of):
     question = "Who is the secretary-general of the Nujaba movement?"
+    role_retriever = retriever_of("أعلنت حركة النجباء عدم تجديد الهدنة مع القوات الأميركية في العراق. وقال أمين عام "
+                                  "الحركة أكرم الكعبي -خلال كلمة ألقاها ليلة أمس في مدينة البصرة- إنه لا خيار إلا "
+                                  "الحل العسكري.")
     c, llm = chain(role_retriever, "The articles don't say.")
     answer = c.ask(question)
     assert answer.answer == "Akram al-Kaabi (أكرم الكعبي) [1]." and not answer.quoted and not answer.refused
@@ -418,3 +422,20 @@ def test_a_malformed_worked_examples_file_is_a_config_error_that_says_what_to_fi
     monkeypatch.setattr(rag.answer, "load_prompt", load)
     with pytest.raises(ConfigError, match="extract_example_ar.txt must hold numbered sentences"):
         AnswerChain(retriever, QueueLLM())
+
+
+def test_an_english_which_question_the_model_declines_quotes_the_sentence_that_names_one(retriever_of):
+    district = "Near which Iraqi district did the US strikes hit their targets?"
+    assert names_the_kind_asked("أصابت أهدافًا قرب معبر رسمي في قضاء القائم على الحدود", district)
+    assert names_the_kind_asked('استهداف قاعدة "كالسو"', "Which base in Babil province was hit by an explosion?")
+    assert not names_the_kind_asked("وقال إن القاعدة التي تضم قوات أميركية", "Which base was hit?")  # which one?
+    assert not names_the_kind_asked("أصابت أهدافًا في قضاء القائم", "How many people were killed?")  # not "which"
+    retriever = retriever_of("ووقعت الضربات الأمريكية فجر الإثنين، واستهدفت نقاطا ومخازن أسلحة، حيث أصابت أهدافًا قرب "
+                             "معبر رسمي في قضاء القائم على الحدود العراقية السورية. وقال مسؤول إن الضربات دقيقة.")
+    c, _ = chain(retriever, "The articles don't say.")
+    answer = c.ask(district)
+    assert answer.quoted and not answer.refused and "قضاء القائم" in answer.answer
+    assert [f.kind for f in answer.flags] == ["declined"]
+    # An unanswerable question is still refused: no shown sentence names what it asks for.
+    c, _ = chain(retriever, "The articles don't say.")
+    assert c.ask("Which football club won the league?").refused

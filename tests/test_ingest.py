@@ -155,3 +155,19 @@ def test_the_ray_read_stage_marks_unchanged_articles_and_reports_skips(tmp_path)
     (tmp_path / "empty.txt").write_text("  ", encoding="utf-8")
     [skip] = read_file({"path": str(tmp_path / "empty.txt")}, 200_000, {})
     assert skip["kind"] == "skipped" and "empty" in skip["payload"]
+
+
+def test_a_sentence_two_chunks_share_is_embedded_once(tmp_path, embedder):
+    sentences = [f"الجملة رقم {n} عن خبر من بغداد والبصرة والموصل وكربلاء والنجف." for n in range(12)]
+    (tmp_path / "a.txt").write_text(" ".join(sentences), encoding="utf-8")
+    ingestor = _ingestor(tmp_path, embedder)
+    [planned] = [ingestor.plan(a) for a in ArticleReader().read([tmp_path / "a.txt"])]
+    texts = planned[2]
+    assert len(set(texts)) < len(texts)  # chunks overlap by a sentence: the plan names it twice
+    report = ingestor.ingest([tmp_path / "a.txt"])
+    assert embedder.passages_embedded == len(set(texts)) and report.chunks_embedded >= 2
+    store = LocalStore.open(tmp_path / "index", embedder.name)
+    for chunk in store.chunks_of("a"):  # every chunk still has its own vector for each of its sentences
+        rows = store.sentences_of(chunk.id)
+        assert rows and all(abs(float(v @ embedder.embed_queries([chunk.text[s:e]])[0]) - 1) < 1e-5
+                            for s, e, v in rows)
