@@ -26,7 +26,7 @@ from rag.arabic import isolate_ltr_runs, normalize_for_search
 from rag.chunk import split_sentences
 from rag.errors import BadInput
 from rag.files import write_text_atomic
-from rag.names import NameRomanizer, find_in_arabic, latin_names
+from rag.names import NameRomanizer, common_nouns_only, find_in_arabic, latin_names
 from rag.prompts import load_prompt
 from rag.records import Article, BriefCitation, Briefing, Flag, Hit, Story
 from rag.verify import (
@@ -673,9 +673,12 @@ def verified_facts(rendering: str, arabic: str, rare: set[str] | None = None,
         if not name or name in names or any(find_in_arabic(word, person) for word in name_words(name)
                                             for person, _ in spelt):
             continue
+        # The whole name must render one run of the Arabic ("Shahid Shahid", word by word from two places, does
+        # not), and not only common nouns of the glossary ("Mellisha" for ميليشيا, militia).
         where = find_in_arabic(name, arabic)
-        matched = set(content_words(arabic[where[0]:where[1]])) if where else set()
-        if rare is None or not matched or matched & rare:
+        if where is None or common_nouns_only(arabic[where[0]:where[1]]):
+            continue
+        if rare is None or set(content_words(arabic[where[0]:where[1]])) & rare:
             names.append(name)
     figures = sorted(stated_figures(arabic), key=lambda x: (len(x), x))
     dates = render_dates_en(arabic) + render_days_en(arabic)

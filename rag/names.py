@@ -202,6 +202,19 @@ def arabic_terms(question: str) -> list[str]:
                    if (word == key if len(key) <= 3 else word.startswith(key)) for stem in stems})
 
 
+# The glossary's stems long enough to name a common noun and nothing else (ميليشي, قاعد, محافظ; not سن or عام,
+# which open names: سنتكوم, عامر).
+_NOUN_STEMS = sorted({stem for key, stems in TERMS.items() if key != "pentagon"  # the one proper noun there
+                       for stem in stems if len(stem) >= 4})
+
+
+def common_nouns_only(arabic: str) -> bool:
+    """Whether every word of an Arabic run is a common news noun of the glossary (ميليشيا, قاعدة): a Latin "name"
+    that renders only such words spells out a noun ("Mellisha" for ميليشيا), it names no one."""
+    words = re.findall(r"\w+", normalize_for_search(arabic))
+    return bool(words) and all(any(has_term(stem, [word]) for stem in _NOUN_STEMS) for word in words)
+
+
 # The clitics above that carry the definite article (ال, وال, بال …, and لل for ل + ال).
 _DEFINITE_PREFIXES = tuple(p for p, _ in _ARABIC_PREFIXES if p.endswith("ال") or p == "لل")
 

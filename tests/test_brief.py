@@ -362,6 +362,9 @@ def test_english_facts_keep_what_the_arabic_bears_out_of_a_name():
     assert verified_facts("the militia gave 48 hours", arabic, spelt=spelt) == ["figures: 48"]
     assert verified_facts("Asaib, led by Khazali Qais, gave 48 hours", arabic, spelt=spelt) == \
         ["names: Qais Khazali, Asaib", "figures: 48"]  # the model's words of the same person: named once
+    # A common noun spelt out is no name ("Mellisha" for ميليشيا), nor are words matched in two places.
+    assert verified_facts("The Mellisha of Asaib gave 48 hours", arabic) == ["names: Asaib", "figures: 48"]
+    assert verified_facts("Haqq Ahl gave 48 hours", arabic) == ["figures: 48"]
 
 
 def test_english_facts_ask_the_model_for_a_gist_and_renderings_for_the_whole_sentence():

@@ -3,6 +3,7 @@ import pytest
 from rag.names import (
     NameRomanizer,
     arabic_terms,
+    common_nouns_only,
     find_in_arabic,
     has_term,
     latin_skeleton,
@@ -71,3 +72,9 @@ def test_the_people_an_arabic_text_names_are_found_and_spelt():
     assert names.names_in(text) == [("أكرم الكعبي", "Akram al-Kaabi"), ("قيس الخزعلي", "Qais Khazali")]
     # Words the index spells that open no name: "زيارة" (Ziyara), "في" (Faye), "على" (Ali).
     assert names.names_in("خلال زيارة رئيس الوزراء في بغداد على حق") == []
+
+
+def test_a_run_of_common_news_nouns_is_no_name():
+    assert common_nouns_only("ميليشيا") and common_nouns_only("القاعدة")
+    assert not common_nouns_only("قاعدة فكتوريا") and not common_nouns_only("البنتاغون")
+    assert not common_nouns_only("سنتكوم") and not common_nouns_only("بغداد") and not common_nouns_only("")
