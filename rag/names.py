@@ -285,33 +285,35 @@ class NameRomanizer:
             return True
         if _prefix_length(norm):  # a clitic or the article: not how a given name is written
             return False
-        found = self._loaded().transliterate(word, top_k=2, country=self.country)
-        return bool(found) and found[0].source == "dictionary" and \
-            max((u.count for u in found[0].units), default=0) >= GIVEN_NAME_PEOPLE
+        found = self._attested(word)
+        return found is not None and max((u.count for u in found.units), default=0) >= GIVEN_NAME_PEOPLE
 
     def _known_whole(self, run: str) -> bool:
         """Whether the index holds these words as one person's whole name ("مقتدى الصدر": Moqtada al-Sadr), not
         only word by word."""
-        found = self._loaded().transliterate(run, top_k=2, country=self.country)
-        return bool(found) and found[0].source == "dictionary" and len(found[0].units) <= 1
+        found = self._attested(run)
+        return found is not None and len(found.units) <= 1
 
-    def _loaded(self):
+    def _attested(self, text: str):
+        """The index's best spelling of `text` when it comes from the dictionary (a Candidate: text, units with
+        their counts), else None. Loaded on first use; one lookup at a time (answers run on several threads)."""
         with self._lock:
             if self._transliterator is None:
                 from arabic_name_romanizer.api import Transliterator
 
                 self._transliterator = Transliterator(auto_load_model=False, use_rules_fallback=False)
-            return self._transliterator
+            # top_k=1 returns bare strings; two return candidates with their sources
+            found = self._transliterator.transliterate(text, top_k=2, country=self.country)
+        return found[0] if found and found[0].source == "dictionary" else None
 
     def romanize(self, arabic: str) -> str | None:
         words = _ARABIC_WORD.findall(_DIACRITICS.sub("", arabic))
         if not 1 <= len(words) <= 5:
             return None
-        # top_k=1 returns bare strings; two return candidates with their sources
-        found = self._loaded().transliterate(" ".join(words), top_k=2, country=self.country)
-        if not found or found[0].source != "dictionary" or any(u.source != "dictionary" for u in found[0].units):
+        found = self._attested(" ".join(words))
+        if found is None or any(u.source != "dictionary" for u in found.units):
             return None
-        latin = found[0].text
+        latin = found.text
         # The spelling must still read as the Arabic letter by letter (rag.names skeletons): a guard against a
         # dictionary row for another name.
         return latin if names_match(latin, arabic) else None

@@ -78,3 +78,10 @@ def test_a_run_of_common_news_nouns_is_no_name():
     assert common_nouns_only("ميليشيا") and common_nouns_only("القاعدة")
     assert not common_nouns_only("قاعدة فكتوريا") and not common_nouns_only("البنتاغون")
     assert not common_nouns_only("سنتكوم") and not common_nouns_only("بغداد") and not common_nouns_only("")
+
+
+def test_names_in_text_that_holds_none_is_quick_and_empty():
+    names = NameRomanizer()
+    assert names.names_in("") == [] and names.names_in("😀 <script> 48 %%") == []
+    assert names.romanize("😀" * 10) is None and names.romanize("أكرم " * 50) is None  # too many words for a name
+    assert names.names_in("Latin words only, no Arabic at all. " * 2000) == []
