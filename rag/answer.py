@@ -577,7 +577,7 @@ def names_the_kind_asked(sentence: str, question: str) -> bool:
     terms = arabic_terms(question)
     words = _plain_words(sentence)
     for word, following in zip(words, words[1:], strict=False):
-        if has_term_word(word, stems) and following and _ARABIC_WORD.fullmatch(following) \
+        if has_term_word(word, stems) and _ARABIC_WORD.fullmatch(following) \
                 and following not in _DANGLING and following not in _NOT_NAME_WORDS \
                 and not has_term_word(following, terms):
             return True
@@ -806,9 +806,10 @@ class AnswerChain:
         if leak:
             return self._refusal(question, lang, leak)
         if not reply or is_refusal(reply) or strip_citations(reply).lower().strip(". ") in ("none", "0"):
-            return (self._read_in_code(question, standalone, shown, confidence) if lang == "en" else None) \
-                or (self._which_quoted(question, standalone, shown, confidence) if lang == "en" else None) \
-                or self._refusal(question, lang)
+            if lang == "en":
+                return self._read_in_code(question, standalone, shown, confidence) \
+                    or self._which_quoted(question, standalone, shown, confidence) or self._refusal(question, lang)
+            return self._refusal(question, lang)
         if lang == "en":
             return self._verify_english(question, standalone, reply, shown, confidence)
         # The words must be in a sentence the model was shown. Where several hold them, the one most about the
@@ -912,9 +913,9 @@ class AnswerChain:
         sets one there or nobody has spelt it (`NameRomanizer`): the model's spelling of a name is not trusted."""
         for ev in shown:
             found = name_beside_role_en(ev.text, standalone)
-            latin = self.romanizer.romanize(ev.text[found[0]:found[1]]) if found else None
+            arabic = ev.text[found[0]:found[1]] if found else ""
+            latin = self.romanizer.romanize(arabic) if arabic else None
             if latin:
-                arabic = ev.text[found[0]:found[1]]
                 citation = ev.citation(1)
                 return Answer(question=question, lang="en", answer=f"{latin} ({arabic}) [1].", citations=[citation],
                               evidence=[citation], confidence=confidence, flags=[Flag(

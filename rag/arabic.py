@@ -53,10 +53,14 @@ def clean_unicode(text: str) -> str:
     return strip_invisible(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
+def strip_diacritics(text: str) -> str:
+    """The text without harakat, Quranic marks or tatweel, its letters as written (التركّز -> التركز)."""
+    return _DIACRITICS.sub("", text).replace(_TATWEEL, "")
+
+
 def normalize_for_search(text: str) -> str:
     """Fold the variation that should not stop a match: diacritics, tatweel, letter forms, digits, case."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _DIACRITICS.sub("", text).replace(_TATWEEL, "")
+    text = strip_diacritics(unicodedata.normalize("NFKC", text))
     return text.translate(_LETTER_FOLDS).translate(_DIGITS).lower()
 
 

@@ -651,19 +651,19 @@ def verified_facts(rendering: str, arabic: str, rare: set[str] | None = None,
                    spelt: list[tuple[str, str]] = ()) -> list[str]:
     """What of an Arabic sentence can be said in English and checked in code: the people it names as the world
     spells them (`spelt`: (Arabic, Latin) pairs from `NameRomanizer.names_in`, where the rendering names them too),
-    the names of the model's rendering
-    whose consonant skeletons match words of the Arabic (titles it adds, "General", left out; with `rare`, only
-    names of words few articles use: not "Iraq" in every story about Iraq; none with a word of a person already
-    spelt), the Arabic's figures (digits and number words), and its dates and weekdays rendered by code. E.g.
-    ["names: Qais Khazali, Tehran", "figures: 48"]."""
+    the names of the model's rendering whose consonant skeletons match words of the Arabic (titles it adds,
+    "General", left out; with `rare`, only names of words few articles use: not "Iraq" in every story about Iraq;
+    none with a word of a person already spelt), the Arabic's figures (digits and number words), and its dates and
+    weekdays rendered by code. E.g. ["names: Qais Khazali, Tehran", "figures: 48"]."""
+    model_names = latin_names(rendering or "")
     # The rendering says where a name is, though it rarely spells it: a person is listed only where a word of the
     # rendering's names renders a word of theirs ("Kabbi" for أكرم الكعبي). The index alone would also take
     # phrases for names ("أمام الحوار" as Emam Hawwar, "سلامة المرضى" as Salama Al-Mardi).
-    rendered = [word for found in latin_names(rendering or "") for word in name_words(found)]
+    rendered = [word for found in model_names for word in name_words(found)]
     names = list(dict.fromkeys(latin for person, latin in spelt
                                if any(find_in_arabic(word, person) for word in rendered)))
     spelt = [(person, latin) for person, latin in spelt if latin in names]
-    for found in latin_names(rendering or ""):
+    for found in model_names:
         name = " ".join(name_words(found))
         if name and unverified_names(name, arabic, ""):  # "Cesar Khazali": the family name alone, if borne out
             family = verified_family_name(name, arabic, "")

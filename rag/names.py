@@ -13,7 +13,7 @@ import re
 import threading
 from functools import lru_cache
 
-from rag.arabic import normalize_for_search, tokenize_for_search
+from rag.arabic import normalize_for_search, strip_diacritics, tokenize_for_search
 
 # Arabic letters (after normalize_for_search: أإآ -> ا, ى -> ي, ة -> ه) -> consonant classes.
 _ARABIC = {
@@ -239,7 +239,6 @@ def has_term(stem: str, arabic_text_norm_words: list[str]) -> bool:
 GIVEN_NAME_PEOPLE = 12
 # What parts clauses in Arabic text: anything but Arabic letters and spaces (punctuation, digits, Latin, a line break).
 _CLAUSES = re.compile(r"[^\u0621-\u065f\u0670-\u06d3 ]+")  # diacritics are a word's own: التركّز is one word
-_DIACRITICS = re.compile("[\u064b-\u065f\u0670\u0640]")  # and tatweel
 
 
 class NameRomanizer:
@@ -266,13 +265,15 @@ class NameRomanizer:
             words = clause.split()
             i = 0
             while i < len(words):
-                for size in (4, 3, 2):
-                    run = " ".join(words[i:i + size])
-                    if len(words[i:i + size]) == size and all(tokenize_for_search(w) for w in words[i:i + size]) \
-                            and (self._opens_a_name(words[i]) and is_definite(normalize_for_search(words[i + size - 1]))
-                                 or self._known_whole(run)) \
-                            and (latin := self.romanize(run)):
-                        found.append((run, latin))
+                opens = self._opens_a_name(words[i])  # one lookup for the runs of every length from here
+                for size in range(min(4, len(words) - i), 1, -1):
+                    run = words[i:i + size]
+                    if not all(tokenize_for_search(w) for w in run):
+                        continue
+                    text_run = " ".join(run)
+                    if (opens and is_definite(normalize_for_search(run[-1])) or self._known_whole(text_run)) \
+                            and (latin := self.romanize(text_run)):
+                        found.append((text_run, latin))
                         i += size
                         break
                 else:
@@ -307,7 +308,7 @@ class NameRomanizer:
         return found[0] if found and found[0].source == "dictionary" else None
 
     def romanize(self, arabic: str) -> str | None:
-        words = _ARABIC_WORD.findall(_DIACRITICS.sub("", arabic))
+        words = _ARABIC_WORD.findall(strip_diacritics(arabic))
         if not 1 <= len(words) <= 5:
             return None
         found = self._attested(" ".join(words))
