@@ -67,14 +67,23 @@ def load_question_set(path: Path) -> list[dict]:
     return rows
 
 
+# What opens a gold span without being part of its answer, as SQuAD's scorer drops "the" and "a": an article or
+# a preposition, "سنة"/"عام" before a year (XQuAD's "سنة 1998" for "1998"), and the clitic ب or ل before the
+# article ("بالنقابات المهنية").
+_GOLD_OPENERS = re.compile(r"^(?:(?:في|من|الي|علي|the|a|an|in|on|at|from|to)\s+|(?:سنه|عام)\s+(?=\d)|[بل](?=ال))")
+
+
 def answer_found(answer: str, accepted: list[str]) -> bool:
     """An accepted string occurs in the answer, strictly: citation markers are removed first ("8 صواريخ [4]"
     does not hold "4"), numbers match whole ("28 حزيران" does not hold "2"), Latin words match whole words;
-    then diacritics, letter forms, Arabic-Indic digits, case and spacing are folded."""
+    then diacritics, letter forms, Arabic-Indic digits, case and spacing are folded, and words that only open
+    a gold span (`_GOLD_OPENERS`) are not required."""
     norm = " ".join(normalize_for_search(strip_citations(answer)).split())
     for wanted in accepted:
         # A gold span's own closing punctuation is not part of the answer (XQuAD's "كتابته الأخيرة.").
         wanted = " ".join(normalize_for_search(wanted).split()).strip(" .,،;؛:!?؟")
+        while (core := _GOLD_OPENERS.sub("", wanted, count=1)) != wanted and core:
+            wanted = core
         if not wanted:
             continue
         pattern = re.escape(wanted)

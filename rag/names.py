@@ -168,7 +168,7 @@ TERMS = {
     "rocket": ["صاروخ", "صواريخ", "كاتيوشا"], "missile": ["صاروخ", "صواريخ"], "drone": ["مسير", "طائر"],
     "strike": ["ضرب", "قصف", "غار"], "bomb": ["قصف", "تفجير", "عبو"], "attack": ["هجوم", "هجم", "استهداف", "استهدف"],
     "explos": ["انفجار", "تفجير"], "shot": ["اسقط", "اطلق"], "fire": ["اطلق", "حريق"], "launch": ["اطلق", "انطلق"],
-    "base": ["قاعد"], "airport": ["مطار"], "embassy": ["سفار"], "ambassador": ["سفير"], "border": ["حدود"],
+    "base": ["قاعد"], "island": ["جزر", "جزير"], "coast": ["ساحل", "سواحل", "شاطئ"], "airport": ["مطار"], "embassy": ["سفار"], "ambassador": ["سفير"], "border": ["حدود"],
     "spokes": ["متحدث", "ناطق"], "leader": ["زعيم", "قائد", "امين", "يقود"], "lead": ["يقود", "قائد", "زعيم"],
     "command": ["قائد", "قياد"], "secretary": ["امين"], "general": ["عام", "لواء"], "minister": ["وزير", "وزراء"],
     "prime": ["رئيس"], "president": ["رئيس"], "government": ["حكوم"], "parliament": ["برلمان", "نواب"],
@@ -200,6 +200,34 @@ def arabic_terms(question: str) -> list[str]:
     # A key of three letters or fewer matches a whole word ("us" is not "used").
     return sorted({stem for word in words for key, stems in TERMS.items()
                    if (word == key if len(key) <= 3 else word.startswith(key)) for stem in stems})
+
+
+# ---- the continents: a closed class code renders in both scripts --------------------------------------------------
+# English name -> its Arabic spellings (normalised for search, each word without its clitics or article); a two-word
+# spelling needs both words. Bare أمريكا is not here: in the news it is the United States.
+CONTINENTS = {
+    "Africa": ["افريقيا"], "Asia": ["اسيا"], "Europe": ["اوروبا", "اوربا"],
+    "North America": ["امريكا شماليه", "اميركا شماليه"], "South America": ["امريكا جنوبيه", "اميركا جنوبيه"],
+    "Australia": ["استراليا"], "Oceania": ["اوقيانوسيا"], "Antarctica": ["انتاركتيكا", "قطبيه جنوبيه"],
+}
+_CONTINENT_QUESTION = re.compile(r"\bcontinents?\b|(?:^|\s)(?:[وفبل]?ال|[وفبل])?قار[ةه](?:\s|$|[؟?])", re.I)
+
+
+def asks_for_continent(question: str) -> bool:
+    """"Which continent …", "ما هي القارة …"."""
+    return bool(_CONTINENT_QUESTION.search(question))
+
+
+def continents_in(text: str) -> list[str]:
+    """The continents a text names, as English names in the order of CONTINENTS, from Latin or Arabic script."""
+    lowered = text.lower()
+    words = []
+    for word in re.findall(r"\w+", normalize_for_search(text)):
+        cut = next((len(p) for p, _ in _ARABIC_PREFIXES if word.startswith(p) and len(word) - len(p) >= 4), 0)
+        words.append(word[cut:])
+    arabic = " " + " ".join(words) + " "
+    return [english for english, spellings in CONTINENTS.items()
+            if re.search(rf"\b{english.lower()}\b", lowered) or any(f" {s} " in arabic for s in spellings)]
 
 
 # The glossary's stems long enough to name a common noun and nothing else (ميليشي, قاعد, محافظ; not سن or عام,

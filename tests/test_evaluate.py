@@ -27,6 +27,14 @@ def test_expected_answers_match_after_normalisation():
 def test_the_scorer_cannot_be_fooled_by_citation_markers_or_parts_of_numbers():
     assert not answer_found("8 صواريخ [4].", ["4"])  # the citation marker is not the answer
     assert not answer_found("28 حزيران/يونيو [1]", ["2"])  # numbers match whole
+    # Words that only open a gold span are not required of the answer; the rest of it is, figures whole.
+    assert answer_found("1998 [1].", ["سنة 1998"]) and answer_found("1981 [1].", ["عام 1981"])
+    assert answer_found("النقابات المهنية [1].", ["بالنقابات المهنية"])
+    assert answer_found("الولايات المتحدة [1].", ["في الولايات المتحدة"])
+    assert not answer_found("1999 [1].", ["سنة 1998"]) and not answer_found("19 [1].", ["سنة 1998"])
+    assert not answer_found("سنة [1].", ["سنة 1998"]) and not answer_found("المهنية [1].", ["بالنقابات المهنية"])
+    assert not answer_found("عام الحكومة [1].", ["عام الحكومة الجديدة"])  # عام opens a year only
+    assert answer_found("Embargo [1].", ["The embargo"]) and not answer_found("Theme [1].", ["The me"])
     assert not answer_found("3.5 ملايين", ["3"]) and not answer_found("1,200 جندي", ["200"])
     assert answer_found("قتل 5 [1].", ["5"]) and answer_found("(5)", ["5"])
     assert not answer_found("Kirbyson said", ["Kirby"]) and answer_found("al-Kirby's office", ["Kirby"])

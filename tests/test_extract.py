@@ -10,15 +10,20 @@ from rag.answer import (
     cut_from_its_noun,
     cut_off,
     hour_of_day,
+    lone_prepositional,
     mostly_the_question,
     name_beside_role,
     name_beside_role_en,
     names_the_kind_asked,
     names_the_role_asked,
+    negated_figure,
+    only_a_gloss,
     only_foreign_words,
     rank_sentences,
     rival_figure,
     whole_name,
+    with_its_figure,
+    with_its_head_noun,
 )
 from rag.evaluate import score_question
 from tests.fakes import QueueLLM
@@ -344,6 +349,9 @@ def test_an_adjective_copied_without_its_noun_is_a_fragment():
     assert not cut_from_its_noun("قررت الحكومة العراقية", len("قررت "))  # definite: not an answer cut short
     assert not cut_from_its_noun("وصل الوفد إلى سورية أمس", len("وصل الوفد إلى "))  # after a preposition
     assert not cut_from_its_noun("في الحرب، سورية", len("في الحرب، "))  # after punctuation
+    subsidies = "أن يكون دفع الإعانات والأرصدة الضريبية بواسطة برنامج"
+    assert cut_from_its_noun(subsidies, subsidies.index("الضريبية"))  # the article on both: still its noun's
+    assert not cut_from_its_noun("قالت الداخلية العراقية", len("قالت "))  # a verb before: the noun itself
 
 
 def name_read(reader, sentence, question):
@@ -439,3 +447,87 @@ def test_an_english_which_question_the_model_declines_quotes_the_sentence_that_n
     # An unanswerable question is still refused: no shown sentence names what it asks for.
     c, _ = chain(retriever, "The articles don't say.")
     assert c.ask("Which football club won the league?").refused
+
+
+CANARIES = ("غزت البعثة جزر كناري لانزاروت وفويرتيفنتورا وإل هييرو قبالة ساحل المحيط الأطلسي لـ إفريقيا. وقد تجمعت "
+            "قواتهم في نورماندي.")
+
+
+def test_a_continent_question_is_answered_by_a_continent(retriever_of):
+    continent = "ما هي القارة التي تقع جزر الكناري قبالة ساحلها؟"
+    assert not answers_the_kind_asked("ساحل المحيط الأطلسي", continent)  # a coast is no continent
+    assert answers_the_kind_asked("إفريقيا", continent)
+    assert answers_the_kind_asked("Africa", "What continent are the Canary Islands off the coast of?")
+    assert not answers_the_kind_asked("the Atlantic coast", "What continent are the Canary Islands off the coast of?")
+    c, _ = chain(retriever_of(CANARIES), "ساحل المحيط الأطلسي [1]", "ساحل المحيط الأطلسي [1]")
+    answer = c.ask(continent)
+    assert answer.quoted and "إفريقيا" in answer.answer and any(f.kind == "wrong_kind" for f in answer.flags)
+
+
+def test_an_english_continent_question_the_model_declines_is_answered_in_code(retriever_of):
+    c, _ = chain(retriever_of(CANARIES), "The articles don't say.")
+    answer = c.ask("What continent are the Canarian Islands off the coast of?")
+    assert answer.answer == "Africa [1]." and [f.kind for f in answer.flags] == ["rendered_in_code"]
+    assert "إفريقيا" in answer.citations[0].text
+    # A sentence that names a continent but nothing of the question is no answer.
+    c, _ = chain(retriever_of("سافر الوفد إلى آسيا الأسبوع الماضي."), "The articles don't say.")
+    assert c.ask("What continent is Mount Kilimanjaro on?").refused
+
+
+@pytest.mark.parametrize(("sentence", "span", "widened"), [
+    ("نظرية التعقيد الحاسوبي هي فرع من نظرية الحوسبة", "التعقيد الحاسوبي", "نظرية التعقيد الحاسوبي"),
+    ("قتل رجلان في مدينة البصرة أمس", "البصرة", "مدينة البصرة"),
+    ("أعلنت الحكومة أن الهدنة انتهت", "الحكومة", "الحكومة"),  # a verb and its subject: no verb ends in ة
+    ("دخل القوات الأمريكية الكبيرة", "الكبيرة", "الكبيرة"),  # the word before has the article
+    ("قالت إن حركة النجباء قررت", "حركة النجباء", "حركة النجباء"),  # already whole
+    ("وانتهى ذلك في سنة 2020", "2020", "2020"),  # a figure is not a noun's complement
+])
+def test_a_span_cut_from_its_head_noun_is_widened_to_it(sentence, span, widened):
+    start = sentence.index(span)
+    assert sentence[with_its_head_noun(sentence, start):start + len(span)] == widened
+
+
+def test_an_arabic_answer_cut_from_its_head_noun_is_given_whole(retriever_of):
+    c, _ = chain(retriever_of("نظرية التعقيد الحاسوبي هي فرع من نظرية الحوسبة في علم الحاسوب النظري يركز على تصنيف "
+                              "المسائل الحاسوبية."), "التعقيد الحاسوبي [1]")
+    answer = c.ask("ما هو فرع علم الحاسوب النظري الذي يركز على تصنيف المسائل الحاسوبية؟")
+    assert answer.answer == "نظرية التعقيد الحاسوبي [1]."
+
+
+@pytest.mark.parametrize(("sentence", "span", "widened"), [
+    ("تصل ذروة النطاقات عند 687 و760 نانومتر تقريبا", "نانومتر", "687 و760 نانومتر"),
+    ("أمهلت الحركة الحكومة 48 ساعة للرد", "ساعة للرد", "48 ساعة للرد"),
+    ("في 1900، تم منح تسلا براءتي اختراع", "تم منح تسلا", "تم منح تسلا"),  # punctuation parts them
+    ("أطلقت 8 صواريخ", "8 صواريخ", "8 صواريخ"),  # already whole
+])
+def test_a_span_cut_from_its_figure_is_widened_to_it(sentence, span, widened):
+    start = sentence.index(span)
+    assert sentence[with_its_figure(sentence, start):start + len(span)] == widened
+
+
+def test_pieces_of_a_phrase_are_not_answers():
+    assert only_a_gloss('("الغُواص")') and only_a_gloss("(البنتاغون)")
+    assert not only_a_gloss("أوغرود ساسكي (الحديقة الساكسونية)")  # a name with its gloss beside it
+    assert lone_prepositional("بالحكومة", "ما الذي حمل المملكة المتحدة على المشاركة في الاتفاقية؟")
+    assert not lone_prepositional("بالعاصمة", "أين عقد الاجتماع؟")  # "where" is answered so
+    assert not lone_prepositional("بالنقابات المهنية", "ما هي المجموعة؟")  # two words: a phrase of its own
+    assert not lone_prepositional("البلدية", "ما هي الوحدة الأساسية؟")
+    treaties = "ولكن لا توجد معاهدة واحدة أصلية مؤسسة للحقوق"
+    assert negated_figure(treaties, treaties.index("واحدة"))
+    assert not negated_figure("قتل ما لا يقل عن 5 جنود", len("قتل ما لا يقل عن "))  # a bound, not a denial
+    assert not negated_figure("أطلقت الفصائل 8 صواريخ", len("أطلقت الفصائل "))
+
+
+@pytest.mark.parametrize(("sentence", "reply", "question", "kind"), [
+    ("وشاركت المملكة المتحدة في الاتفاقية بعد انتخاب حزب العمال البريطاني بالحكومة في سنة 1997.", "بالحكومة [1]",
+     "ما الذي حمل المملكة المتحدة على المشاركة في الاتفاقية؟", "fragment"),
+    ("ولكن لا توجد معاهدة واحدة أصلية مؤسسة للحقوق الأساسية في الاتحاد.", "واحدة [1]",
+     "كم معاهدة أصلية مؤسسة للحقوق الأساسية في الاتحاد؟", "negated"),
+    ("وكان للحظر تأثير سلبي على الاقتصاد الأمريكي من خلال المطالبات الفورية لمواجهة التهديدات التي تواجه أمن "
+     "الطاقة الأمريكي.", "الاقتصاد الأمريكي من خلال المطالبات الفورية لمواجهة التهديدات التي تواجه أمن الطاقة "
+     "الأمريكي [1]", "ما الذي كان له تأثير سلبي على الاقتصاد؟", "long_span"),
+])
+def test_an_answer_that_is_no_answer_quotes_its_sentence(retriever_of, sentence, reply, question, kind):
+    c, _ = chain(retriever_of(sentence), reply, reply)
+    answer = c.ask(question)
+    assert answer.quoted and not answer.refused and kind in [f.kind for f in answer.flags]

@@ -85,3 +85,17 @@ def test_names_in_text_that_holds_none_is_quick_and_empty():
     assert names.names_in("") == [] and names.names_in("😀 <script> 48 %%") == []
     assert names.romanize("😀" * 10) is None and names.romanize("أكرم " * 50) is None  # too many words for a name
     assert names.names_in("Latin words only, no Arabic at all. " * 2000) == []
+
+
+def test_continents_are_read_in_either_script_and_nothing_else_is_one():
+    from rag.names import asks_for_continent, continents_in
+
+    assert continents_in("قبالة ساحل المحيط الأطلسي لـ إفريقيا") == ["Africa"]
+    assert continents_in("بين أوروبا وأمريكا الشمالية") == ["Europe", "North America"]
+    assert continents_in("القارة القطبية الجنوبية") == ["Antarctica"]
+    assert continents_in("Off the coast of Africa") == ["Africa"]
+    assert continents_in("القوات الأمريكية في العراق") == []  # American is no continent
+    assert continents_in("the African Union") == []
+    assert asks_for_continent("ما هي القارة التي تقع جزر الكناري قبالة ساحلها؟")
+    assert asks_for_continent("Which continent is Egypt in?")
+    assert not asks_for_continent("ما اسم القارب؟")
