@@ -37,6 +37,7 @@ from rag.names import (
     latin_names,
     names_match,
     question_names,
+    same_spelling,
 )
 from rag.prompts import load_prompt
 from rag.records import Answer, Citation, Flag, Hit
@@ -1180,6 +1181,45 @@ def _renders_a_question_name(word: str, sentence: str, asked: list[str]) -> bool
     return where is not None and any(find_in_arabic(w, sentence[where[0]:where[1]]) is not None for w in asked)
 
 
+_FIGURE_LIST = re.compile(r"\d[\d.,]*(?:\s*(?:و|،|,)\s*\d[\d.,]*)+")
+
+
+def figures_listed_with(figures: set[str], sentence: str) -> set[str]:
+    """The figures an Arabic sentence lists together with any of `figures` ("687 و760 نانومتر"): an answer that
+    gives one of them gives part of what the sentence says (English XQuAD: "687" for "687 and 760 nm")."""
+    listed: set[str] = set()
+    for run in _FIGURE_LIST.finditer(sentence):
+        together = numbers(run.group())
+        if together & figures:
+            listed |= together
+    return listed
+
+
+_WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _shown_with_arabic(english: str, names: list[str], sentence: str, romanize: Callable[[str], str | None] | None,
+                       flags: list[Flag]) -> str:
+    """A name the model spelt, borne out by its consonants only, is shown with the Arabic it renders unless the
+    world spells it that way (`romanize`): a skeleton cannot tell a spelling from a guess at one ("Nicolas
+    Joulovin (نيكولاس جولوفين)" on English XQuAD, where the man is Nicholas Golovin). Months and weekdays are
+    rendered by code, not spelt by the model."""
+    for name in names:
+        if f"{name} (" in english or months(name) or name in _WEEKDAYS_EN:
+            continue  # already shown with its Arabic, or a date's word
+        where = find_in_arabic(name, sentence)
+        if where is None:
+            continue  # borne out word by word across the sentence: no one run to show
+        arabic = sentence[where[0]:where[1]].strip(_WORD_EDGES)
+        attested = romanize(arabic) if romanize else None
+        if attested and same_spelling(attested, name):
+            continue
+        english = english.replace(name, f"{name} ({arabic})", 1)
+        flags.append(Flag(kind="unattested_spelling", detail=f"{name} is the model's spelling of «{arabic}»; no "
+                                                              "attested spelling confirms it, so the Arabic is shown"))
+    return english
+
+
 def render_english(english: str, sentence: str, question: str,
                    romanize: Callable[[str], str | None] | None = None) -> tuple[str, list[Flag]]:
     """The model's English answer if the Arabic sentence bears it out, else "". Returns (answer, flags).
@@ -1226,10 +1266,14 @@ def render_english(english: str, sentence: str, question: str,
                                                          "the Arabic is quoted instead"))
     elif not answers_the_kind_asked(english, question):
         flags.append(Flag(kind="wrong_kind", detail=f"«{english}» is not the kind of answer asked for"))
+    elif left_out := figures_listed_with(figures, sentence) - numbers(english):
+        flags.append(Flag(kind="partial_figures", detail=f"«{english}» leaves out {', '.join(sorted(left_out))}, "
+                                                         "which the sentence gives with it"))
     elif not (figures or anchors):
         flags.append(Flag(kind="unanchored", detail=f"«{english}» has no figure or name the sentence bears out; "
                                                     "the Arabic is quoted instead"))
     else:
+        english = _shown_with_arabic(english, anchors, sentence, romanize, flags)
         dates = render_dates_en(sentence)
         if months(english) and dates:  # the date as the sentence gives it, rendered by code
             english = next((d for d in dates if months(d) == months(english) and numbers(d) & numbers(english)),

@@ -137,6 +137,14 @@ def find_in_arabic(latin: str, text: str, max_words: int = 4) -> tuple[int, int]
     return None
 
 
+def same_spelling(a: str, b: str) -> bool:
+    """Two Latin spellings of a name that differ only in case, the article and hyphens ("Qais al-Khazali",
+    "Qais Khazali")."""
+    def letters(name: str) -> str:
+        return "".join(re.sub(r"[^a-z]", "", _ARTICLE.sub("", word)) for word in name.lower().split())
+    return letters(a) == letters(b)
+
+
 def latin_names(text: str) -> list[str]:
     """Runs of capitalised Latin words ("John Kirby", "Asaib Ahl al-Haq")."""
     return [m.group().strip() for m in _LATIN_NAME.finditer(text)]

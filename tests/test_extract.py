@@ -9,6 +9,7 @@ from rag.answer import (
     counted_figure,
     cut_from_its_noun,
     cut_off,
+    figures_listed_with,
     hour_of_day,
     lone_prepositional,
     mostly_the_question,
@@ -146,6 +147,14 @@ class UnspeltNames:
 
     def romanize(self, arabic: str) -> None:
         return None
+
+
+def test_a_spelling_nobody_attests_is_shown_with_its_arabic(retriever):
+    # The same reply as above, with no attested spelling: the consonants match, but that is no proof of a spelling.
+    c, _ = chain(retriever, "Qais al-Khazali [1]", romanizer=UnspeltNames())
+    answer = c.ask("Who leads the Asaib Ahl al-Haq militia?")
+    assert answer.answer == "Qais al-Khazali (قيس الخزعلي) [1]." and not answer.quoted
+    assert [f.kind for f in answer.flags] == ["unattested_spelling"]
 
 
 def test_an_english_name_whose_family_name_alone_is_borne_out_says_only_that(retriever):
@@ -531,3 +540,15 @@ def test_an_answer_that_is_no_answer_quotes_its_sentence(retriever_of, sentence,
     c, _ = chain(retriever_of(sentence), reply, reply)
     answer = c.ask(question)
     assert answer.quoted and not answer.refused and kind in [f.kind for f in answer.flags]
+
+
+def test_an_english_answer_giving_one_of_the_figures_listed_together_is_quoted(retriever_of):
+    assert figures_listed_with({"687"}, "تصل ذروة النطاقات عند 687 و760 نانومتر") == {"687", "760"}
+    assert figures_listed_with({"5"}, "قتل 5 جنود وأصيب 3 آخرون") == set()  # two counts of two things
+    c, _ = chain(retriever_of("وتصل ذروة النطاقات الطيفية لامتصاص الأكسجين عند 687 و760 نانومتر تقريبا."),
+                 "687 nm [1]")
+    answer = c.ask("At which wavelengths does oxygen absorb most?")
+    assert answer.quoted and "partial_figures" in [f.kind for f in answer.flags]
+    c, _ = chain(retriever_of("وتصل ذروة النطاقات الطيفية لامتصاص الأكسجين عند 687 و760 نانومتر تقريبا."),
+                 "687 and 760 nm [1]")
+    assert c.ask("At which wavelengths does oxygen absorb most?").answer == "687 and 760 nm [1]."

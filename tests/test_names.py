@@ -99,3 +99,12 @@ def test_continents_are_read_in_either_script_and_nothing_else_is_one():
     assert asks_for_continent("ما هي القارة التي تقع جزر الكناري قبالة ساحلها؟")
     assert asks_for_continent("Which continent is Egypt in?")
     assert not asks_for_continent("ما اسم القارب؟")
+
+
+def test_spellings_that_differ_only_in_case_article_and_hyphens_are_the_same():
+    from rag.names import same_spelling
+
+    assert same_spelling("Qais al-Khazali", "Qais Khazali")
+    assert same_spelling("Mustafa Al-Kadhimi", "mustafa al-kadhimi")
+    assert not same_spelling("Nicolas Joulovin", "Nicholas Golovin")
+    assert not same_spelling("Alan", "Lan")  # "al" opens a word only as the article, with its hyphen
