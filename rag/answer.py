@@ -426,11 +426,26 @@ def names_the_role_asked(sentence: str, question: str) -> bool:
     return _stem_among(role, _plain_words(sentence))
 
 
-def only_foreign_words(span: str) -> bool:
+def only_foreign_words(span: str, sentence: str = "", start: int = 0) -> bool:
     """Latin words alone, copied for an Arabic question, are the article's gloss of an Arabic word, not the
-    answer: '"Franks"' from "افرنجي، معناه "Franks"" (Arabic XQuAD). Figures with a unit ("565 °C") are answers."""
-    return bool(re.search("[A-Za-z]", span)) and detect_language(span) == "en" and not numbers(span) \
-        and not re.search("[\u0621-\u064a]", span)
+    answer: '"Franks"' from "افرنجي، معناه "Franks"" (Arabic XQuAD). Figures with a unit ("565 °C") are answers,
+    and so is a name the sentence writes in Latin letters as part of its own text, straight after an Arabic word
+    that is not a gloss word ("الشركة Energiprojekt AB في السويد", Arabic XQuAD)."""
+    if not (re.search("[A-Za-z]", span) and detect_language(span) == "en" and not numbers(span)
+            and not re.search("[\u0621-\u064a]", span)):
+        return False
+    before = re.search(r"(\S+)\s+$", sentence[:start])
+    if before is None or span.lstrip()[:1] in "\"'«“([":
+        return True
+    previous = before.group(1)
+    if not re.fullmatch("[\u0621-\u064a]+", strip_diacritics(previous)):
+        return True  # after punctuation, a bracket or a quotation mark: set apart, a gloss
+    norm = normalize_for_search(previous)
+    return norm in _GLOSS_WORDS or (norm.startswith("بال") and norm.endswith("يه"))  # "in Polish", "بالإنجليزية"
+
+
+# Words that introduce a gloss: "معناه" (meaning), "أي" (that is), "يعني".
+_GLOSS_WORDS = frozenset(normalize_for_search(w) for w in "معناه معناها يعني تعني أي وتعني ويعني".split())
 
 
 # Words an answer cannot end on: a preposition, a relative or a particle leaves the phrase open ("... دون").
@@ -539,10 +554,15 @@ def with_its_head_noun(sentence: str, start: int) -> int:
 def mostly_the_question(span: str, question: str) -> bool:
     """Copied words that are mostly the question's own, with no figure of their own, do not name what was asked:
     "الفصائل المسلحة العمليات ضد القوات الأميركية" for "which armed factions threatened US forces?" is one new
-    word beside four of the question's (every right Arabic span of the seed questions shares none, or is a figure)."""
+    word beside four of the question's (every right Arabic span of the seed questions shares none, or is a figure).
+    A new noun heading the question's words names a new thing: "مؤشر المحرك البخاري" for "what instrument examines
+    the steam engine's performance?" (Arabic XQuAD); so a noun phrase of two or three words, no particle between
+    them, that opens on a word of its own is not the question's ("العمليات ضد القوات الأميركية" still is)."""
     if numbers(span) - numbers(question):
         return False
     words, asked = content_words(span), content_words(question)
+    if 2 <= len(words) <= 3 and len(span.split()) == len(words) and not _stem_among(words[0], asked):
+        return False
     shared = sum(1 for w in words if _stem_among(w, asked))
     return len(words) >= 2 and shared / len(words) > 0.5
 
@@ -927,7 +947,7 @@ class AnswerChain:
             return Answer(question=question, lang=lang, answer=f"{chosen.text[hour[0]:hour[1]]} [1].",
                           citations=[citation], evidence=[citation], confidence=confidence)
         if not right_kind or mostly_the_question(chosen_span, standalone) \
-                or only_foreign_words(span):
+                or only_foreign_words(span, chosen.text, start):
             flags.append(Flag(kind="wrong_kind", detail=f"«{span}» is not the kind of answer asked for"))
             return self._quote(question, lang, chosen.text, citation, flags, confidence)
         if cut_off(span) or cut_from_its_noun(chosen.text, start) or only_a_gloss(span) \

@@ -273,6 +273,10 @@ def test_words_that_are_mostly_the_questions_own_are_not_an_answer():
     assert mostly_the_question("الفصائل المسلحة العمليات ضد القوات الأميركية", question)
     assert not mostly_the_question("كتائب حزب الله وحركة النجباء", question)
     assert not mostly_the_question("48 ساعة", DEADLINE)  # a figure of its own
+    assert mostly_the_question("العمليات ضد القوات الأميركية", question)  # a new word, then a phrase of the question's
+    engine = "ما هي الأداة التي تُستخدم لفحص أداء المحرك البخاري؟"
+    assert not mostly_the_question("مؤشر المحرك البخاري", engine)  # a new noun heading the question's words
+    assert mostly_the_question("المحرك البخاري", engine)
 
 
 def widened(sentence: str, word: str, question: str) -> str:
@@ -308,6 +312,13 @@ def test_latin_words_alone_are_a_gloss_not_an_arabic_answer():
     assert only_foreign_words('"Franks"') and only_foreign_words("Ogród Saski")
     assert not only_foreign_words("565 °C") and not only_foreign_words("افرنجي") \
         and not only_foreign_words("قاعدة Victoria")
+    castle = 'اسم القلعة الخاصة بهم: افرنجي، معناه "Franks". قد تكون'
+    assert only_foreign_words("Franks", castle, castle.index("Franks"))  # in quotes after "meaning"
+    assert only_foreign_words('"Franks"', castle, castle.index('"Franks"'))
+    assert only_foreign_words("Saxon Garden", "الحديقة الساكسونية (Saxon Garden)", len("الحديقة الساكسونية ("))
+    assert only_foreign_words("Ogrod Saski", "أوغرود ساسكي بالبولندية Ogrod Saski", len("أوغرود ساسكي بالبولندية "))
+    company = "حققت الشركة Energiprojekt AB في السويد تقدماً"
+    assert not only_foreign_words("Energiprojekt AB", company, company.index("Energiprojekt"))  # the name itself
 
 
 def test_a_figure_from_a_sentence_less_about_the_question_than_a_rival_figure_is_not_asserted():
