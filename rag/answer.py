@@ -282,8 +282,9 @@ def locate_span(reply: str, sentence: str, question: str = "") -> tuple[int, int
 
 
 _FIGURE_QUESTION = re.compile(r"(?:^|[\s،؟?])كم\s|\bhow (?:many|much|long)\b|\bwhat number\b", re.I)
-_TIME_QUESTION = re.compile(r"(?:^|\s)متى(?:\s|$|؟)|\bwhen\b|\bwhat (?:time|date|day)\b|في أي (?:ساعة|يوم|تاريخ)",
-                            re.I)
+_TIME_QUESTION = re.compile(r"(?:^|\s)متى(?:\s|$|؟)|\bwhen\b|\b(?:what|which) (?:time|date|day|year|month)\b|"
+                            r"(?:في )?أي(?:ة)? (?:ساعة|يوم|تاريخ|عام|سنة|شهر)|ما (?:هو |هي )?(?:العام|السنة|التاريخ)"
+                            r"(?:\s|$|؟)", re.I)
 _HOUR_QUESTION = re.compile(r"في أي ساعة|أية ساعة|\bwhat time\b|\bat what hour\b", re.I)
 _TIME_WORDS = ("فجر", "صباح", "ظهر", "عصر", "مساء", "ليل", "امس", "اليوم", "غدا", "الماضي", "العام", "عام")
 _HOUR_WORDS = ("ساعه", "فجر", "صباح", "ظهر", "عصر", "مساء", "ليل", "منتصف")
@@ -294,6 +295,18 @@ def _asks_for_figure_or_date(question: str) -> bool:
     return bool(_FIGURE_QUESTION.search(question) or _TIME_QUESTION.search(question))
 
 
+def counts_by_dual(span: str, question: str) -> bool:
+    """Whether an answer to "how many" counts in the dual the very noun the question counts: "فريقين" for "كم
+    فريقاً", "منطقتان" for "كم … من منطقة". A dual adjective counts nothing ("الضخمتين", "متوسعتان" for those two
+    questions on Arabic XQuAD), nor does one with the article."""
+    asked = content_words(question)
+    for word in _plain_words(span):
+        stem = re.fullmatch(r"([\u0621-\u064a]{3,}?)(?:تين|تان|ين|ان)", word)
+        if stem and not is_definite(word) and _stem_among(stem.group(1), asked):
+            return True
+    return False
+
+
 def answers_the_kind_asked(span: str, question: str) -> bool:
     """A "how many" question is answered by a figure, a "what time" question by a time of day, a "when"
     question by a date, a time or a day, a "which continent" question by a continent (measured on Arabic XQuAD:
@@ -301,7 +314,7 @@ def answers_the_kind_asked(span: str, question: str) -> bool:
     if asks_for_continent(question):
         return bool(continents_in(span))
     if _FIGURE_QUESTION.search(question):
-        return bool(numbers(span))
+        return bool(numbers(span, duals=False)) or counts_by_dual(span, question)
     if _HOUR_QUESTION.search(question):  # a time of day, or an hour's number that is not a date
         return any(w in normalize_for_search(span) for w in _HOUR_WORDS) or bool(numbers(span) and not months(span))
     if _TIME_QUESTION.search(question):
@@ -457,10 +470,13 @@ _PAIRS = (("(", ")"), ("[", "]"), ("«", "»"), ("“", "”"))
 def cut_off(span: str) -> bool:
     """Words copied across a boundary are a fragment, not an answer: a span that closes a bracket or quotation it
     did not open, or opens one it does not close ('وسيد إيطاليا وكونت النورمان …")', from a title quoted in
-    brackets), or that ends on a word that leaves the phrase open ("… يمكنهم نكث عهودهم دون"; Arabic XQuAD)."""
+    brackets), that ends on a word that leaves the phrase open ("… يمكنهم نكث عهودهم دون"), or that opens on "and
+    the …", the second half of a pair ("والمقاييس عام 1960" for what was named after Tesla; Arabic XQuAD)."""
     if span.count('"') % 2 or any(span.count(a) != span.count(b) for a, b in _PAIRS):
         return True
     words = normalize_for_search(span).split()
+    if words and words[0].startswith("وال") and len(words[0]) >= 6:
+        return True
     return len(words) > 1 and words[-1].strip("\"'()[]«»“”") in _DANGLING
 
 

@@ -144,18 +144,24 @@ def _number_word(word: str) -> int | None:
     return None
 
 
-def numbers(text: str) -> set[str]:
+def numbers(text: str, duals: bool = True) -> set[str]:
     """Figures a text states, as ASCII digits: digits in any script, number words (cardinal and ordinal) in
-    Arabic and English, and Arabic feminine duals (طائرتين: two)."""
+    Arabic and English, and (unless `duals` is False) any word that ends as a feminine dual (طائرتين: two; but
+    also an adjective in the dual, الضخمتين, which counts nothing)."""
     norm = normalize_for_search(text)
     found = {n.replace(",", "") for n in _NUMBER.findall(norm)}
     for word in re.findall(r"\w+", norm):
         value = _number_word(word)
         if value is not None:
             found.add(str(value))
-        elif re.fullmatch(r"[\u0621-\u064a]{3,}(?:تين|تان)", word) and not word.endswith(("ستين", "ستان")):
+        elif duals and is_dual(word):
             found.add("2")  # a feminine dual: مسيرتين, طائرتان
     return found
+
+
+def is_dual(word: str) -> bool:
+    """Whether a word (normalised for search) ends as an Arabic feminine dual: مسيرتين, طائرتان."""
+    return bool(re.fullmatch(r"[\u0621-\u064a]{3,}(?:تين|تان)", word)) and not word.endswith(("ستين", "ستان"))
 
 
 def content_words(text: str) -> list[str]:

@@ -360,6 +360,24 @@ def test_a_fragment_is_told_from_a_whole_phrase():
     assert cut_off("«المقاومة الإسلامية") and cut_off("قاعدة عين الأسد (غربي")
     assert not cut_off('كتائب "سيد الشهداء"') and not cut_off("قاعدة عين الأسد (غربي العراق)")
     assert not cut_off("جون كيربي") and not cut_off("48 ساعة") and not cut_off("القائم")
+    assert cut_off("والمقاييس عام 1960")  # "and the …": the second half of a pair
+    assert not cut_off("وارسو") and not cut_off("والي نينوى")  # names that open on و
+
+
+def test_a_how_many_is_answered_by_a_figure_or_the_dual_of_the_noun_it_counts():
+    areas = "كم توجد من منطقة حضرية ضخمة متوسعة؟"
+    assert answers_the_kind_asked("منطقتان حضريتان متوسعتان", areas)
+    assert not answers_the_kind_asked("الضخمتين", areas)  # a dual adjective counts nothing
+    assert answers_the_kind_asked("فريقين", "كم فريقاً كان لدى لوس أنجلس؟")  # a masculine dual of the noun counted
+    assert not answers_the_kind_asked("متوسعتان", "كم فريقاً كان لدى لوس أنجلس؟")
+    assert answers_the_kind_asked("يومين", "كم مدة المهلة؟")  # a number word
+
+
+def test_a_year_question_is_answered_by_a_date():
+    year = "في أي عام قام ديوار بتجربة على الأكسجين السائل؟"
+    assert not answers_the_kind_asked("الكيميائي الاسكتلندي جيمس ديوار", year)
+    assert answers_the_kind_asked("1891", year)
+    assert not answers_the_kind_asked("Tesla", "What year did Tesla die?")
 
 
 def test_an_adjective_copied_without_its_noun_is_a_fragment():
