@@ -508,7 +508,8 @@ def negated_figure(sentence: str, start: int) -> bool:
     """Whether one of the three words before a copied figure is a negation: "لا توجد معاهدة واحدة أصلية" (there is
     no single founding treaty) gives no count of one (Arabic XQuAD)."""
     before = _plain_words(sentence[:start])[-3:]
-    return any(w in _NEGATIONS and not (nxt.startswith(_BOUNDS)) for w, nxt in zip(before, [*before[1:], ""], strict=True))
+    following = [*before[1:], ""][:len(before)]  # the word after each (none before a figure that opens the sentence)
+    return any(w in _NEGATIONS and not nxt.startswith(_BOUNDS) for w, nxt in zip(before, following, strict=True))
 
 
 # An answer is a few words (the longest right answer of the seed and XQuAD runs is eight, a date); more is a

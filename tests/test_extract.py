@@ -554,6 +554,8 @@ def test_pieces_of_a_phrase_are_not_answers():
     assert negated_figure(treaties, treaties.index("واحدة"))
     assert not negated_figure("قتل ما لا يقل عن 5 جنود", len("قتل ما لا يقل عن "))  # a bound, not a denial
     assert not negated_figure("أطلقت الفصائل 8 صواريخ", len("أطلقت الفصائل "))
+    assert not negated_figure("8 صواريخ أطلقت", 0)  # a figure that opens the sentence (it crashed a held-out run)
+    assert negated_figure("لا 8", 3)
 
 
 @pytest.mark.parametrize(("sentence", "reply", "question", "kind"), [
