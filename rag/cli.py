@@ -412,7 +412,7 @@ def cmd_eval(args) -> int:
                   file=sys.stderr)
             baseline = None
     run = run_eval(settings, Path(args.set), limit=args.limit, xquad=Path(args.xquad) if args.xquad else None,
-                   xquad_lang=args.lang, judge=args.judge, progress=not args.json)
+                   xquad_lang=args.lang, judge=args.judge, progress=not args.json, xquad_nth=args.xquad_nth)
     comparison = None
     if baseline is not None:
         comparison = compare(run, baseline, settings.eval_tolerance, settings.eval_latency_tolerance,
@@ -532,6 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=None, help="first N questions (and N XQuAD questions)")
     s.add_argument("--xquad", help="also score XQuAD from this folder (e.g. ../shared/data/xquad)")
     s.add_argument("--lang", choices=["ar", "en"], help="XQuAD: questions in this language only")
+    s.add_argument("--xquad-nth", type=int, default=1,
+                   help="XQuAD: ask the Nth question of each paragraph (2, 3: held-out slices; default 1)")
     s.add_argument("--judge", action="store_true", help="grade with an LLM judge (RAG_JUDGE_BASE_URL)")
     s.add_argument("--no-latency-gate", action="store_true",
                    help="report latency against the baseline without failing on it (noisy CI machines)")

@@ -466,22 +466,27 @@ def write_outputs(run: dict, comparison: dict | None, out_dir: Path) -> None:
 
 
 # ---- the command ------------------------------------------------------------------------------------------
-def xquad_questions(data_dir: Path, n: int, langs: tuple[str, ...] = ("ar", "en")) -> tuple[list[dict], list[dict]]:
-    """n questions split over `langs`, one per XQuAD paragraph, with the paragraphs as articles; the gold
-    span is the accepted answer and its paragraph the expected source."""
+def xquad_questions(data_dir: Path, n: int, langs: tuple[str, ...] = ("ar", "en"),
+                    nth: int = 1) -> tuple[list[dict], list[dict]]:
+    """n questions split over `langs`, the `nth` question of each of the first XQuAD paragraphs (fewer where a
+    paragraph has fewer), with the paragraphs as articles; the gold span is the accepted answer and its paragraph
+    the expected source. Another `nth` asks other questions of the same paragraphs: a held-out slice for checks
+    made on the first."""
     from rag.datasets import load_xquad
 
+    if nth < 1:
+        raise BadInput(f"--xquad-nth counts from 1, got {nth}")
     per_lang = max(n // len(langs), 1)
     articles, questions = load_xquad(data_dir, limit=per_lang)
+    prefix = "xquad" if nth == 1 else f"xquad{nth}"  # the first slice keeps the ids baselines were made with
     picked = []
     for lang in langs:
-        seen: set[str] = set()
+        asked: dict[str, int] = {}
         for question, article_id, answer in questions[lang]:
-            if article_id in seen or len(seen) >= per_lang:
-                continue
-            seen.add(article_id)
-            picked.append({"id": f"xquad-{lang}-{article_id}", "question": question, "lang": lang,
-                           "expect_any": [answer], "sources": [article_id], "answerable": True})
+            asked[article_id] = asked.get(article_id, 0) + 1
+            if asked[article_id] == nth:
+                picked.append({"id": f"{prefix}-{lang}-{article_id}", "question": question, "lang": lang,
+                               "expect_any": [answer], "sources": [article_id], "answerable": True})
     return articles, picked
 
 
@@ -510,7 +515,8 @@ def _meta(settings, question_set: str, k: int, chain, questions: list[dict]) -> 
 
 
 def run_eval(settings, question_set: Path, limit: int | None = None, xquad: Path | None = None,
-             xquad_lang: str | None = None, judge: bool = False, chain=None, progress=True) -> dict:
+             xquad_lang: str | None = None, judge: bool = False, chain=None, progress=True,
+             xquad_nth: int = 1) -> dict:
     """The whole run as one JSON-able dict: {"meta", "summary", "by_lang", "results"[, "xquad"]}."""
     from rag.answer import AnswerChain
     from rag.embed import make_embedder
@@ -547,7 +553,7 @@ def run_eval(settings, question_set: Path, limit: int | None = None, xquad: Path
     if xquad is not None:
         data_dir = Path(xquad).parent if (Path(xquad) / "xquad.ar.json").is_file() else Path(xquad)
         langs = (xquad_lang,) if xquad_lang else ("ar", "en")
-        articles, x_questions = xquad_questions(data_dir, limit or 20, langs)
+        articles, x_questions = xquad_questions(data_dir, limit or 20, langs, xquad_nth)
         with xquad_chain(settings, chain.retriever.embedder, chain.llm, articles) as x_chain:
             x_rows = run_questions(x_chain, x_questions, k, show, grader)
         run["xquad"] = {**summarise(x_rows), "results": x_rows}

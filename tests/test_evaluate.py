@@ -302,3 +302,25 @@ def test_a_failed_question_never_passes_and_an_unreachable_llm_stops_the_run(fak
     assert main(["eval", "--set", str(fake_eval), "--no-baseline", "--out", "out"]) == 1
     assert "RAG_LLM_BASE_URL" in capsys.readouterr().err
     assert issubclass(LLMUnavailable, RagError)
+
+
+def test_xquad_slices_ask_the_nth_question_of_each_paragraph(tmp_path):
+    from rag.errors import BadInput
+    from rag.evaluate import xquad_questions
+
+    folder = tmp_path / "xquad"
+    folder.mkdir()
+
+    def doc(questions):  # two paragraphs; the first has two questions, the second one
+        qas = [[{"id": f"{p}{i}", "question": q, "answers": [{"text": a, "answer_start": 0}]}
+                for i, (q, a) in enumerate(qs)] for p, qs in enumerate(questions)]
+        return {"data": [{"title": "T", "paragraphs": [{"context": f"نص {p}", "qas": qa} for p, qa in enumerate(qas)]}]}
+    (folder / "xquad.ar.json").write_text(json.dumps(doc([[("س1", "ج1"), ("س2", "ج2")], [("س3", "ج3")]])))
+    (folder / "xquad.en.json").write_text(json.dumps(doc([[("Q1", "A1"), ("Q2", "A2")], [("Q3", "A3")]])))
+    _, first = xquad_questions(tmp_path, 4)
+    assert [q["id"] for q in first] == ["xquad-ar-T-0", "xquad-ar-T-1", "xquad-en-T-0", "xquad-en-T-1"]
+    _, second = xquad_questions(tmp_path, 4, nth=2)
+    assert [(q["id"], q["question"], q["expect_any"]) for q in second] == [("xquad2-ar-T-0", "س2", ["ج2"]),
+                                                                            ("xquad2-en-T-0", "Q2", ["A2"])]
+    with pytest.raises(BadInput, match="--xquad-nth"):
+        xquad_questions(tmp_path, 4, nth=0)
