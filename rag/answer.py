@@ -1311,6 +1311,9 @@ def render_english(english: str, sentence: str, question: str,
                                                     "the Arabic is quoted instead"))
     else:
         english = _shown_with_arabic(english, anchors, sentence, romanize, flags)
+        # A decimal comma, as Arabic text writes it ("56,2%"), is a point in English; a thousands comma has three
+        # digits after it ("1,600"), so one or two digits mean a decimal (English XQuAD: "56,2%" for "56.2%").
+        english = re.sub(r"(?<![\d,])(\d+),(\d{1,2})(?![\d,])", r"\1.\2", english)
         dates = render_dates_en(sentence)
         if months(english) and dates:  # the date as the sentence gives it, rendered by code
             english = next((d for d in dates if months(d) == months(english) and numbers(d) & numbers(english)),

@@ -73,6 +73,9 @@ def test_english_answers_are_asserted_only_when_the_sentence_bears_them_out():
     sentence = "وأمهلت ميليشيا عصائب أهل الحق الحكومة العراقية 48 ساعة للإفراج عن عناصرها."
     question = "How many hours did Asaib Ahl al-Haq give the government?"
     assert render_english("48 hours", sentence, question)[0] == "48 hours"
+    share = "وكان 56,2% من سكان وارسو عام 1901 من الكاثوليك، و1,600 منهم من البروتستانت"
+    assert render_english("56,2%", share, "What percentage of Warsaw's inhabitants were Catholic?")[0] == "56.2%"
+    assert render_english("1,600", share, "How many of Warsaw's inhabitants were Protestants?")[0] == "1,600"
     text, flags = render_english("two days", sentence, question)  # a figure the sentence does not state
     assert text == "" and flags[0].kind == "unsupported_figure"
     text, flags = render_english("John Kerry", "قال جون كيربي إن القوات في خطر", "Who is the Pentagon spokesman?")
