@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -220,6 +221,11 @@ _WORD_EDGES = ".,،؛:\"'«»“”()"
 def _plain_words(text: str) -> list[str]:
     """A sentence's words, normalised for search, without the punctuation around them."""
     return [normalize_for_search(w).strip(_WORD_EDGES) for w in text.split()]
+
+
+def _word_before(sentence: str, start: int) -> re.Match | None:
+    """The word just before `start` (group 1, with any punctuation on it), or None at the sentence's start."""
+    return re.search(r"(\S+)\s+$", sentence[:start])
 
 
 def has_term_word(word: str, terms: list[str]) -> bool:
@@ -447,7 +453,7 @@ def only_foreign_words(span: str, sentence: str = "", start: int = 0) -> bool:
     if not (re.search("[A-Za-z]", span) and detect_language(span) == "en" and not numbers(span)
             and not re.search("[\u0621-\u064a]", span)):
         return False
-    before = re.search(r"(\S+)\s+$", sentence[:start])
+    before = _word_before(sentence, start)
     if before is None or span.lstrip()[:1] in "\"'«“([":
         return True
     previous = before.group(1)
@@ -508,8 +514,7 @@ def negated_figure(sentence: str, start: int) -> bool:
     """Whether one of the three words before a copied figure is a negation: "لا توجد معاهدة واحدة أصلية" (there is
     no single founding treaty) gives no count of one (Arabic XQuAD)."""
     before = _plain_words(sentence[:start])[-3:]
-    following = [*before[1:], ""][:len(before)]  # the word after each (none before a figure that opens the sentence)
-    return any(w in _NEGATIONS and not nxt.startswith(_BOUNDS) for w, nxt in zip(before, following, strict=True))
+    return any(w in _NEGATIONS and not nxt.startswith(_BOUNDS) for w, nxt in pairwise([*before, ""]))
 
 
 # An answer is a few words (the longest right answer of the seed and XQuAD runs is eight, a date); more is a
@@ -522,7 +527,7 @@ def cut_from_its_noun(sentence: str, start: int) -> bool:
     the article) is the tail of a noun phrase without its noun: "حضرية ضخمة" from "مناطق إحصائية حضرية ضخمة",
     "الضريبية" from "والأرصدة الضريبية" (Arabic XQuAD). A
     preposition, a particle or punctuation before it starts a phrase of its own ("في سورية")."""
-    before = re.search(r"(\S+)\s+$", sentence[:start])
+    before = _word_before(sentence, start)
     first = sentence[start:].split(maxsplit=1)
     if not before or not first:
         return False
@@ -556,7 +561,7 @@ def with_its_head_noun(sentence: str, start: int) -> int:
     without the article or a clitic), the span is that noun's complement cut from it: "التعقيد الحاسوبي" from
     "نظرية التعقيد الحاسوبي" (Arabic XQuAD; the gold is the whole phrase). The span is widened to open on the
     noun. No verb ends in ة, so a verb and its subject ("أعلنت الحكومة") are never joined this way."""
-    before = re.search(r"(\S+)\s+$", sentence[:start])
+    before = _word_before(sentence, start)
     first = sentence[start:].split(maxsplit=1)
     if not before or not first or numbers(first[0]) or not is_definite(normalize_for_search(first[0])):
         return start
@@ -619,7 +624,7 @@ def whole_name(sentence: str, start: int, end: int, question: str) -> tuple[int,
             closed = bare != word or not sentence[end + after.end(1):].strip()
             if bare and closed and joins(bare):  # "كيربي اعتبر أن": a verb follows names, unclosed
                 end += after.start(1) + len(bare)
-    before = re.search(r"(\S+)\s+$", sentence[:start])
+    before = _word_before(sentence, start)
     if before and joins(before.group(1)) and not normalize_for_search(before.group(1)).startswith("و"):
         start = before.start(1)
     return start, end
@@ -885,9 +890,7 @@ class AnswerChain:
         about_role = self._about_role(shown, standalone)
         for _, ev in sorted(about_role, key=lambda pair: -pair[0]):
             if (found := name_beside_role(ev.text, standalone)) is not None:
-                citation = ev.citation(1)
-                return Answer(question=question, lang=lang, answer=f"{ev.text[found[0]:found[1]]} [1].",
-                              citations=[citation], evidence=[citation], confidence=confidence)
+                return _cited(question, lang, ev.text[found[0]:found[1]], ev.citation(1), confidence)
         if not self._extract_examples[lang]:
             return answer
         # Asked again after worked examples, the model copies more often. Its first reply stands when the
@@ -961,8 +964,7 @@ class AnswerChain:
                 kind="off_topic", detail=f"«{span}» is in a sentence that holds {about:.0%} of the question's words"))
         right_kind = answers_the_kind_asked(span, standalone)
         if not right_kind and _HOUR_QUESTION.search(standalone) and (hour := hour_of_day(chosen.text)):
-            return Answer(question=question, lang=lang, answer=f"{chosen.text[hour[0]:hour[1]]} [1].",
-                          citations=[citation], evidence=[citation], confidence=confidence)
+            return _cited(question, lang, chosen.text[hour[0]:hour[1]], citation, confidence)
         if not right_kind or mostly_the_question(chosen_span, standalone) \
                 or only_foreign_words(span, chosen.text, start):
             flags.append(Flag(kind="wrong_kind", detail=f"«{span}» is not the kind of answer asked for"))
@@ -990,8 +992,7 @@ class AnswerChain:
                 return self._refusal(question, lang, *flags)
             best = max(about_role, key=lambda pair: pair[0])[1]
             return self._quote(question, lang, best.text, best.citation(1), flags, confidence)
-        return Answer(question=question, lang=lang, answer=f"{span} [1].", citations=[citation], flags=flags,
-                      evidence=[citation], confidence=confidence)
+        return _cited(question, lang, span, citation, confidence, flags)
 
     def _verify_english(self, question: str, standalone: str, reply: str, shown: list[Evidence],
                         confidence: float | None) -> Answer:
@@ -1005,9 +1006,7 @@ class AnswerChain:
                    for i in candidates]
         for i, rendered, flags in results:
             if rendered:
-                citation = shown[i].citation(1)
-                return Answer(question=question, lang="en", answer=f"{rendered} [1].", citations=[citation],
-                              flags=flags, evidence=[citation], confidence=confidence)
+                return _cited(question, "en", rendered, shown[i].citation(1), confidence, flags)
         read = self._read_in_code(question, standalone, shown, confidence)
         if read:
             return read
@@ -1043,18 +1042,16 @@ class AnswerChain:
             arabic = ev.text[found[0]:found[1]] if found else ""
             latin = self.romanizer.romanize(arabic) if arabic else None
             if latin:
-                citation = ev.citation(1)
-                return Answer(question=question, lang="en", answer=f"{latin} ({arabic}) [1].", citations=[citation],
-                              evidence=[citation], confidence=confidence, flags=[Flag(
-                                  kind="romanized", detail=f"«{arabic}» is read beside the role in code; {latin} is "
-                                                           "its spelling as attested in Wikidata")])
+                return _cited(question, "en", f"{latin} ({arabic})", ev.citation(1), confidence, [Flag(
+                    kind="romanized", detail=f"«{arabic}» is read beside the role in code; {latin} is its spelling as "
+                                             "attested in Wikidata")])
         return None
 
     def _continent(self, question: str, standalone: str, shown: list[Evidence],
                    confidence: float | None) -> Answer | None:
         """For an English "which continent": the one continent the best-ranked shown sentence about the question
-        names, in English (a closed class code renders both ways), with the Arabic beside it. A sentence is about
-        the question when it holds one of the question's names or common terms besides the continent."""
+        names, in English (a closed class code renders both ways). A sentence is about the question when it holds
+        one of the question's names or common terms besides the continent."""
         if not asks_for_continent(standalone):
             return None
         terms = arabic_terms(standalone)
@@ -1063,11 +1060,9 @@ class AnswerChain:
             about = any(find_in_arabic(w, ev.text) is not None for n in question_names(standalone) for w in n.split()) \
                 or any(has_term(t, _plain_words(ev.text)) for t in terms)
             if len(named) == 1 and about:
-                citation = ev.citation(1)
-                return Answer(question=question, lang="en", answer=f"{named[0]} [1].", citations=[citation],
-                              evidence=[citation], confidence=confidence, flags=[Flag(
-                                  kind="rendered_in_code", detail=f"{named[0]} is the continent the sentence names, "
-                                                                  "rendered in code")])
+                return _cited(question, "en", named[0], ev.citation(1), confidence, [Flag(
+                    kind="rendered_in_code", detail=f"{named[0]} is the continent the sentence names, rendered in "
+                                                    "code")])
         return None
 
     def _which_quoted(self, question: str, standalone: str, shown: list[Evidence], confidence: float | None,
@@ -1089,10 +1084,8 @@ class AnswerChain:
         for ev in shown:
             figure = counted_figure(standalone, ev.text)
             if figure:
-                citation = ev.citation(1)
                 unit = _HOW_MANY_EN.search(standalone).group(1).lower()
-                return Answer(question=question, lang="en", answer=f"{figure} {unit} [1].", citations=[citation],
-                              evidence=[citation], confidence=confidence)
+                return _cited(question, "en", f"{figure} {unit}", ev.citation(1), confidence)
         return None
 
     def _quote(self, question: str, lang: str, quote: str, citation: Citation, flags: list[Flag],
@@ -1188,6 +1181,13 @@ class AnswerChain:
                               text=by_n[n].text, start=by_n[n].start, end=by_n[n].end) for n in used]
         return Answer(question=question, lang=lang, answer=text, refused=False, citations=citations, flags=flags,
                       dropped_citations=dropped)
+
+
+def _cited(question: str, lang: str, text: str, citation: Citation, confidence: float | None,
+           flags: list[Flag] = ()) -> Answer:
+    """An answer asserted from one sentence, cited as [1], that sentence its evidence."""
+    return Answer(question=question, lang=lang, answer=f"{text} [1].", citations=[citation], flags=list(flags),
+                  evidence=[citation], confidence=confidence)
 
 
 # ---- English rendering -----------------------------------------------------------------------------------------
