@@ -319,9 +319,12 @@ async def start_stream(events: Generator, limiter: anyio.CapacityLimiter) -> Gen
     first = await in_thread(limiter, _next, events)
 
     def resumed():
-        if first is not _END:
-            yield first
-        yield from events
+        try:
+            if first is not _END:
+                yield first
+            yield from events
+        finally:  # closed at its first event, it must close the stream itself: `yield from` has not begun
+            events.close()
 
     return resumed()
 

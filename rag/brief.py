@@ -42,6 +42,7 @@ from rag.verify import (
     ground,
     is_instruction,
     is_refusal,
+    measured_en,
     name_words,
     numbers,
     passage_block,
@@ -680,7 +681,7 @@ def verified_facts(rendering: str, arabic: str, rare: set[str] | None = None,
             continue
         if rare is None or set(content_words(arabic[where[0]:where[1]])) & rare:
             names.append(name)
-    figures = sorted(stated_figures(arabic), key=lambda x: (len(x), x))
+    figures = [measured_en(f, arabic) for f in sorted(stated_figures(arabic), key=lambda x: (len(x), x))]
     dates = render_dates_en(arabic) + render_days_en(arabic)
     return [f"{label}: {', '.join(items)}" for label, items in (("names", names), ("figures", figures),
                                                                 ("dates", dates)) if items]

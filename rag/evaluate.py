@@ -68,9 +68,26 @@ def load_question_set(path: Path) -> list[dict]:
 
 
 # What opens a gold span without being part of its answer, as SQuAD's scorer drops "the" and "a": an article or
-# a preposition, "سنة"/"عام" before a year (XQuAD's "سنة 1998" for "1998"), and the clitic ب or ل before the
-# article ("بالنقابات المهنية").
-_GOLD_OPENERS = re.compile(r"^(?:(?:في|من|الي|علي|the|a|an|in|on|at|from|to)\s+|(?:سنه|عام)\s+(?=\d)|[بل](?=ال))")
+# a preposition, the copula "كان"/"كانت" (XQuAD's "كانت 20%"), "سنة"/"عام" before a year (XQuAD's "سنة 1998"
+# for "1998"), and the clitic ب or ل before the article ("بالنقابات المهنية").
+_GOLD_OPENERS = re.compile(r"^(?:(?:في|من|الي|علي|كان|كانت|the|a|an|in|on|at|from|to)\s+|(?:سنه|عام)\s+(?=\d)|[بل](?=ال))")
+# A sum of money abbreviated after its currency sign ("£30m", "$2bn"), written out as the chain writes it.
+_MONEY_SCALE = re.compile(r"([£$€]\d+(?:[.,]\d+)?)\s?(m|bn)\b")
+
+
+# English counts in words are the same answer as in digits (XQuAD's "ten years" for the chain's "10 years"); not
+# "one", which is as often no count ("no one", "one of them").
+_COUNT_WORDS = {word: str(n) for n, word in enumerate(
+    "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty".split(), start=2)}
+_COUNT_WORD = re.compile(rf"(?<![\w-])({'|'.join(_COUNT_WORDS)})(?![\w-])")
+
+
+def _figures_as_written(text: str) -> str:
+    """A sum abbreviated after its currency sign, written out ("£30m" -> "£30 million"), and English counts in
+    digits."""
+    text = _MONEY_SCALE.sub(lambda m: f"{m.group(1)} {'million' if m.group(2) == 'm' else 'billion'}", text)
+    return _COUNT_WORD.sub(lambda m: _COUNT_WORDS[m.group(1)], text)
 
 
 def answer_found(answer: str, accepted: list[str]) -> bool:
@@ -78,10 +95,10 @@ def answer_found(answer: str, accepted: list[str]) -> bool:
     does not hold "4"), numbers match whole ("28 حزيران" does not hold "2"), Latin words match whole words;
     then diacritics, letter forms, Arabic-Indic digits, case and spacing are folded, and words that only open
     a gold span (`_GOLD_OPENERS`) are not required."""
-    norm = " ".join(normalize_for_search(strip_citations(answer)).split())
+    norm = _figures_as_written(" ".join(normalize_for_search(strip_citations(answer)).split()))
     for wanted in accepted:
         # A gold span's own closing punctuation is not part of the answer (XQuAD's "كتابته الأخيرة.").
-        wanted = " ".join(normalize_for_search(wanted).split()).strip(" .,،;؛:!?؟")
+        wanted = _figures_as_written(" ".join(normalize_for_search(wanted).split()).strip(" .,،;؛:!?؟"))
         while (core := _GOLD_OPENERS.sub("", wanted, count=1)) != wanted and core:
             wanted = core
         if not wanted:

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # "model" (it names one by number, read from its next-token probabilities; measured no better than the
     # ranking with the embedded model, README), refusing below answer_min_choice.
     answer_choice: Literal["code", "model"] = "code"
+    # Read an asserted answer again with the sentences in reverse order and quote it unless the readings agree:
+    # fewer wrong answers, fewer right ones, one more model call per asserted answer (measured trade in README).
+    answer_confirm: bool = False
     answer_min_choice: float = Field(0.0, ge=0.0, le=1.0)
     # Arabic questions: refuse a span whose sentence holds less than this share of the question's words (README).
     answer_min_question_share: float = Field(0.4, ge=0.0, le=1.0)

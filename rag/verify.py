@@ -144,12 +144,26 @@ def _number_word(word: str) -> int | None:
     return None
 
 
+def with_digits(text: str) -> str:
+    """A text normalised for search with its number words as digits, clitics kept: "خمس إلى عشر سنوات" -> "5 الي
+    10 سنوات", "ثلاثه وعشرون" -> "3 و20", so lists and ranges of figures read alike however they are written.
+    A word with the article stays: "الثانية" is an ordinal or an hour, "الإثنين" Monday."""
+    def digit(m: re.Match) -> str:
+        word = m.group()
+        for prefix in ("", "و", "ب", "ل", "ف"):
+            if word.startswith(prefix) and word[len(prefix):] in _NUMBER_WORDS:
+                return prefix + str(_NUMBER_WORDS[word[len(prefix):]])
+        return word
+    return re.sub(r"[^\W\d]+", digit, normalize_for_search(text))
+
+
 def numbers(text: str, duals: bool = True) -> set[str]:
-    """Figures a text states, as ASCII digits: digits in any script, number words (cardinal and ordinal) in
-    Arabic and English, and (unless `duals` is False) any word that ends as a feminine dual (طائرتين: two; but
-    also an adjective in the dual, الضخمتين, which counts nothing)."""
+    """Figures a text states, as ASCII digits ("1,600" is 1600, a decimal comma a point: "56,2" is 56.2): digits
+    in any script, number words (cardinal and ordinal) in Arabic and English, and (unless `duals` is False) any
+    word that ends as a feminine dual (طائرتين: two; but also an adjective in the dual, الضخمتين, which counts
+    nothing)."""
     norm = normalize_for_search(text)
-    found = {n.replace(",", "") for n in _NUMBER.findall(norm)}
+    found = {_figure_key(n) for n in _NUMBER.findall(norm)}
     for word in re.findall(r"\w+", norm):
         value = _number_word(word)
         if value is not None:
@@ -196,6 +210,13 @@ def render_dates_en(text: str) -> list[str]:
     return out
 
 
+def measured_en(figure: str, arabic: str) -> str:
+    """A figure with the scale, unit and currency the Arabic gives it, in English ("£30 million" for 30 in "30
+    مليون جنيه إسترليني"); the figure alone where the Arabic gives none, or gives it several."""
+    found = measures(figure, arabic) - {None}
+    return found.pop().format(figure) if len(found) == 1 else figure
+
+
 def stated_figures(text: str) -> set[str]:
     """`numbers`, less the weekday that reads as a number word (الإثنين is Monday, not two)."""
     norm = normalize_for_search(text)
@@ -205,6 +226,132 @@ def stated_figures(text: str) -> set[str]:
 def render_days_en(text: str) -> list[str]:
     norm = normalize_for_search(text)
     return [en for ar, en in _DAYS.items() if re.search(rf"(?<!\w)(?:و|ب)?{ar}(?!\w)", norm)]
+
+
+# ---- measures: a figure's scale, unit and currency ----------------------------------------------------------
+# As Arabic writes them after a figure (in normalize_for_search form), each with its English rendering. The model
+# renders them itself and gets them wrong ("760 meters" for "760 مليمتر", "30 million" for "30 مليون جنيه
+# إسترليني" on English XQuAD), so code reads them from the sentence. "م" alone is not a metre: after a year it
+# is ميلادي.
+_SCALES_AR = {"الف": "thousand", "الاف": "thousand", "مليون": "million", "ملايين": "million",
+              "مليار": "billion", "مليارات": "billion", "بليون": "billion"}
+_UNITS_AR = {
+    "mm": ("mm", "مليمتر", "مليمترات", "ملليمتر", "ملم"), "cm": ("cm", "سنتيمتر", "سنتيمترات", "سنتمتر", "سم"),
+    "km": ("km", "كيلومتر", "كيلومترات", "كيلومترا", "كم"), "nm": ("nm", "نانومتر", "نانومترات"),
+    "metres": ("متر", "مترا", "امتار", "مترات"), "miles": ("ميل", "ميلا", "اميال"), "feet": ("قدم", "اقدام"),
+    "inches": ("انش", "انشات", "بوصه", "بوصات"), "kg": ("kg", "كيلوغرام", "كيلوغرامات", "كيلوجرام", "كغ", "كلغ"),
+    "tonnes": ("طن", "اطنان"), "hectares": ("هكتار", "هكتارات"), "%": ("بالمئه", "بالمائه", "%", "٪"),
+    "pounds": ("جنيه", "جنيها", "جنيهات"), "dinars": ("دينار", "دينارا", "دنانير"), "riyals": ("ريال", "ريالا", "ريالات"), "lira": ("ليره", "ليرات"),
+}
+# Currencies English writes as a sign before the figure; a pound is sterling only when Arabic says so.
+_CURRENCY_SIGNS_AR = {"£": ("جنيه استرليني", "جنيها استرلينيا", "جنيهات استرلينيه", "استرليني"),
+                      "$": ("دولار", "دولارا", "دولارات"), "€": ("يورو",)}
+_PERCENT_AR = re.compile(r"\s*(?:%|٪|(?:ب|في\s+)ال(?:مئه|مائه))")
+_DEGREES_AR = re.compile(r"\s*(?:°\s*(?P<sign>[cf])(?!\w)|درج(?:ه|ات)\s+(?P<word>مئويه|فهرنهايت))")
+_MEASURE_WORDS_EN = re.compile(
+    r"(?:(?P<sign>[£$€])\s*)?(?P<figure>\d+(?:[.,]\d+)*)(?P<rest>(?:\s*(?:thousand|million|billion|bn|mn|m|mm|cm|km|nm|"
+    r"metres?|meters?|(?:milli|centi|kilo|nano)met(?:re|er)s?|miles?|feet|foot|ft|inch(?:es)?|kg|kilograms?|"
+    r"tonnes?|tons?|hectares?|%|percent|per\s+cent|°\s*[CF]|degrees?(?:\s+(?:Celsius|Fahrenheit))?|Celsius|Fahrenheit|dollars?|pounds?|sterling|euros?|dinars?|riyals?|lira)"
+    r"(?![\w%]))*)", re.IGNORECASE)
+
+
+def _figure_key(figure: str) -> str:
+    """A figure as one value whichever way it is written: "1,600" and "1600" alike, a decimal comma a point."""
+    figure = normalize_for_search(figure)
+    return re.sub(r",(?=\d{3}(?!\d))", "", figure).replace(",", ".")
+
+
+def _measure_after(norm: str, end: int) -> str | None:
+    """The scale, unit and currency Arabic writes after a figure ending at `end` of a normalised text, rendered
+    in English with a placeholder for the figure ("£{} million", "{} mm", "{}%"); None when it writes none. The
+    unit after a list or range is each figure's: "687 و760 نانومتر"."""
+    rest = re.sub(r"^(?:\s*(?:و|،|,|-|–|الي|حتي)\s*\d+(?:[.,]\d+)*)+", "", norm[end:])
+    if _PERCENT_AR.match(rest):
+        return "{}%"
+    if degrees := _DEGREES_AR.match(rest):
+        return "{} °C" if degrees.group("sign") == "c" or degrees.group("word") == "مئويه" else "{} °F"
+    words = re.findall(r"[\w%٪]+", rest[:60])
+    scale = _SCALES_AR.get(words[0]) if words else None
+    words = words[1:] if scale else words
+    head = " ".join(words[:2])
+    sign = next((s for s, forms in _CURRENCY_SIGNS_AR.items() for form in forms
+                 if head == form or head.startswith(form + " ") or words[:1] == [form]), None)
+    unit = None if sign else next((u for u, forms in _UNITS_AR.items() if words and words[0] in forms), None)
+    if not (scale or sign or unit):
+        return None
+    figure = f"{sign or ''}{{}}" + (f" {scale}" if scale else "")
+    return figure + ("" if not unit else unit if unit == "%" else f" {unit}")
+
+
+def measures(figure: str, arabic: str) -> set[str | None]:
+    """How an Arabic text measures each place it states `figure`: a set of English templates ("£{} million")
+    and None for a bare figure; empty when it does not state the figure."""
+    norm = normalize_for_search(arabic)
+    key = _figure_key(figure)
+    return {_measure_after(norm, m.end()) for m in _NUMBER.finditer(norm)
+            if _figure_key(m.group()) == key and not norm[m.end():m.end() + 2].startswith((",", "."))}
+
+
+def unsupported_measures(english: str, arabic: str) -> list[str]:
+    """Figures an English text gives a scale, unit or currency that the Arabic never gives them ("30 metres"
+    where the Arabic has a bare 30, "$30" where it has 30 جنيه)."""
+    out = []
+    for m in _MEASURE_WORDS_EN.finditer(english):
+        claimed = bool(m.group("sign") or m.group("rest").strip())
+        found = measures(m.group("figure"), arabic)
+        if claimed and found and found <= {None}:
+            out.append(m.group().strip())
+    return out
+
+
+def render_measures_en(english: str, arabic: str) -> str:
+    """An English text with each figure's scale, unit and currency as the Arabic gives them, rendered by code:
+    "760 meters" -> "760 mm", "30 million" -> "£30 million". A figure the Arabic measures in two ways, or not
+    at all, is left as the model wrote it."""
+    def render(m: re.Match) -> str:
+        found = measures(m.group("figure"), arabic) - {None}
+        listed = not m.group("rest").strip() and re.match(r"\s*(?:and|to|or|,|-|–)\s*[£$€]?\d", english[m.end():])
+        if len(found) != 1 or listed:  # "687 and 760 nm": the unit after the list is each figure's
+            return m.group()
+        space = m.group()[len(m.group().rstrip()):]
+        return found.pop().format(m.group("figure")) + space
+    return _MEASURE_WORDS_EN.sub(render, english)
+
+
+def render_figures_en(english: str, arabic: str) -> str:
+    """An English text's figures in English notation, where the Arabic writes them the European way: a decimal
+    comma is a point ("56,2%" -> "56.2%"; a comma before three digits is a thousands comma, "1,600"), and where
+    the Arabic uses decimal commas, a point before three digits is a thousands separator ("711.988" -> "711,988":
+    English XQuAD's population of Warsaw, in a sentence that also writes "56,2٪")."""
+    english = re.sub(r"(?<![\d,])(\d+),(\d{1,2})(?![\d,])", r"\1.\2", english)
+    # English groups the thousands of a figure of five digits or more ("500000" -> "500,000"); a year has four.
+    english = re.sub(r"(?<![\d.,])\d{5,}(?![\d.,])", lambda m: f"{int(m.group()):,}", english)
+    if re.search(r"\d,\d{1,2}(?![\d,])", normalize_for_search(arabic)):
+        english = re.sub(r"(?<![\d.,])\d{1,3}(?:\.\d{3})+(?![\d.,])", lambda m: m.group().replace(".", ","), english)
+    return english
+
+
+# A figure as written: digits, with points or commas between groups ("1,600", "56,2", "711.988").
+FIGURE = r"\d+(?:[.,]\d+)*"
+# A range as Arabic writes it: "من 1870 إلى 1939", "بين سنتي 2005 و2010", "2005-2010".
+_RANGE_AR = re.compile(rf"(?P<between>بين\s+(?:\w+\s+)?)?(?P<a>{FIGURE})\s*(?P<joint>-|–|الي|حتي|و)\s*(?P<b>{FIGURE})")
+
+
+def render_ranges_en(english: str, arabic: str) -> str:
+    """An English "A-B" as the Arabic words the range: "1870 to 1939" for "من 1870 إلى 1939", "between 2005 and
+    2010" for "بين سنتي 2005 و2010" (English XQuAD's "How long ...": "1870 to 1939")."""
+    norm = normalize_for_search(arabic)
+    ranges = {(_figure_key(m.group("a")), _figure_key(m.group("b"))): m for m in _RANGE_AR.finditer(norm)
+              if m.group("joint") != "و" or m.group("between")}
+
+    def render(m: re.Match) -> str:
+        found = ranges.get((_figure_key(m.group(1)), _figure_key(m.group(2))))
+        if found is None or found.group("joint") in "-–":
+            return m.group()
+        if found.group("between"):
+            return f"between {m.group(1)} and {m.group(2)}"
+        return f"{m.group(1)} to {m.group(2)}"
+    return re.sub(rf"(?<![\d.,])({FIGURE})\s*[-–]\s*({FIGURE})", render, english)
 
 
 def claims(text: str) -> list[str]:

@@ -346,6 +346,11 @@ def test_a_clause_ending_in_a_semicolon_is_one_sentence_with_what_follows(tmp_pa
     assert "طهران؛ الحكومة العراقية 48 ساعة" in story.summary
 
 
+def test_english_facts_give_figures_with_their_units_in_english_notation():
+    arabic = "تشمل الاتفاقيات رسوم حمل سنوية قدرها 30 مليون جنيه إسترليني، ويمثل الكاثوليك 56,2٪ من السكان"
+    assert verified_facts("", arabic) == ["figures: £30 million, 56.2%"]  # not "562", not a bare 30
+
+
 def test_english_facts_keep_what_the_arabic_bears_out_of_a_name():
     arabic = "وأمهلت ميليشيا “عصائب أهل الحق” التي يقودها قيس الخزعلي المقرب من طهران؛ الحكومة العراقية 48 ساعة"
     assert verified_facts("Asaib, led by Qais Khazali of Tehran, gave 48 hours", arabic) == \

@@ -31,6 +31,7 @@ def test_the_scorer_cannot_be_fooled_by_citation_markers_or_parts_of_numbers():
     assert answer_found("1998 [1].", ["سنة 1998"]) and answer_found("1981 [1].", ["عام 1981"])
     assert answer_found("النقابات المهنية [1].", ["بالنقابات المهنية"])
     assert answer_found("الولايات المتحدة [1].", ["في الولايات المتحدة"])
+    assert answer_found("20% [1].", ["كانت 20%"]) and not answer_found("كانت [1].", ["كانت 20%"])
     assert not answer_found("1999 [1].", ["سنة 1998"]) and not answer_found("19 [1].", ["سنة 1998"])
     assert not answer_found("سنة [1].", ["سنة 1998"]) and not answer_found("المهنية [1].", ["بالنقابات المهنية"])
     assert not answer_found("عام الحكومة [1].", ["عام الحكومة الجديدة"])  # عام opens a year only
@@ -38,6 +39,13 @@ def test_the_scorer_cannot_be_fooled_by_citation_markers_or_parts_of_numbers():
     assert not answer_found("3.5 ملايين", ["3"]) and not answer_found("1,200 جندي", ["200"])
     assert answer_found("قتل 5 [1].", ["5"]) and answer_found("(5)", ["5"])
     assert not answer_found("Kirbyson said", ["Kirby"]) and answer_found("al-Kirby's office", ["Kirby"])
+    # A sum abbreviated after its currency sign is the sum written out, and nothing else.
+    assert answer_found("£30 million [1].", ["£30m"]) and answer_found("$2 billion", ["$2bn"])
+    assert not answer_found("30 million [1].", ["£30m"]) and not answer_found("£300 million", ["£30m"])
+    assert not answer_found("760 million", ["760 m"])  # a metre is not a million
+    # An English count in words is the count in digits; "one" is left as written ("no one" is no count).
+    assert answer_found("10 years [1].", ["ten years"]) and answer_found("ten years", ["10 years"])
+    assert not answer_found("11 years [1].", ["ten years"]) and not answer_found("no one came", ["1"])
     assert answer_found("والكعبي قال", ["الكعبي"])  # Arabic clitics stay matchable
     # A gold span's closing full stop is not needed, but its words and figures still are.
     assert answer_found("كتابته الأخيرة [1].", ["كتابته الأخيرة."])

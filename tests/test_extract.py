@@ -5,8 +5,10 @@ import pytest
 
 from rag.answer import (
     AnswerChain,
+    about_another_year,
     answers_the_kind_asked,
     counted_figure,
+    counts_something_else,
     cut_from_its_noun,
     cut_off,
     figures_listed_with,
@@ -21,10 +23,14 @@ from rag.answer import (
     only_a_gloss,
     only_foreign_words,
     rank_sentences,
+    render_english,
     rival_figure,
+    same_reading,
     whole_name,
+    with_its_complement,
     with_its_figure,
     with_its_head_noun,
+    with_its_range,
 )
 from rag.evaluate import score_question
 from tests.fakes import QueueLLM
@@ -389,6 +395,8 @@ def test_an_adjective_copied_without_its_noun_is_a_fragment():
     assert not cut_from_its_noun("في الحرب، سورية", len("في الحرب، "))  # after punctuation
     subsidies = "أن يكون دفع الإعانات والأرصدة الضريبية بواسطة برنامج"
     assert cut_from_its_noun(subsidies, subsidies.index("الضريبية"))  # the article on both: still its noun's
+    teachers = "هناك 1.4 مليون مدرّساً بالمدارس الابتدائية، و674,000 مدرّساً بالمدارس الإعدادية"
+    assert cut_from_its_noun(teachers, teachers.index("الابتدائية"))  # its comma is no part of the word
     assert not cut_from_its_noun("قالت الداخلية العراقية", len("قالت "))  # a verb before: the noun itself
 
 
@@ -543,7 +551,143 @@ def test_a_span_cut_from_its_figure_is_widened_to_it(sentence, span, widened):
     assert sentence[with_its_figure(sentence, start):start + len(span)] == widened
 
 
+@pytest.mark.parametrize(("sentence", "span", "widened"), [
+    ("بلغت نسبة غير مسبوقة بين سنتي 2005 و2010.", "2005", "بين سنتي 2005 و2010"),  # Arabic XQuAD
+    ("بلغت نسبة غير مسبوقة بين سنتي 2005 و2010.", "2010", "بين سنتي 2005 و2010"),
+    ("كان المسرح قيد العمل من 1870 إلى 1939، وفي فترة", "1870", "من 1870 إلى 1939"),
+    ("في الفترة 2005-2010 ارتفعت الأسعار", "2010", "2005-2010"),
+    ("قتل 5 و10 جرحى", "5", "5"),  # "و" without "بين" joins two counts, not a range
+    ("بلغت نسبة غير مسبوقة بين سنتي 2005 و2010.", "سنتي", "سنتي"),  # not a figure
+])
+def test_a_figure_cut_from_its_range_is_widened_to_it(sentence, span, widened):
+    start = sentence.index(span)
+    first, last = with_its_range(sentence, start, start + len(span))
+    assert sentence[first:last] == widened
+
+
+@pytest.mark.parametrize(("sentence", "span", "widened"), [
+    ("درّس في جامعة باريس وفي جامعة ولاية أوهايو الكبرى.", "في جامعة", "في جامعة باريس"),  # Arabic XQuAD
+    ("درّس في جامعة باريس وفي جامعة ولاية أوهايو الكبرى.", "وفي جامعة", "وفي جامعة ولاية أوهايو الكبرى"),
+    ("قالت شركة فورد إن مصنعها سيغلق", "شركة", "شركة فورد"),
+    ("استهدفت الصواريخ قاعدة عين الأسد الجوية", "قاعدة", "قاعدة عين الأسد"),  # through a name to its article
+    ("منحت الحكومة ثلاثة أشهر للتفاوض", "ثلاثة", "ثلاثة أشهر"),  # "للتفاوض" opens a phrase of its own
+    ("في جامعة باريس وفي غيرها", "في جامعة", "في جامعة باريس"),
+    ("أمهلت الحكومة 48 ساعة للإفراج عنهم", "48 ساعة", "48 ساعة"),  # a counted noun, not a construct
+    ("قالت الشركة في بيان", "الشركة", "الشركة"),  # definite: nothing follows it in a construct
+    ("هذه مدينة في العراق", "مدينة", "مدينة"),  # a particle follows
+    ("زار جامعة، ثم عاد", "جامعة", "جامعة"),  # punctuation parts them
+])
+def test_a_span_cut_from_its_complement_is_widened_to_it(sentence, span, widened):
+    start = sentence.index(span)
+    assert sentence[start:with_its_complement(sentence, start, start + len(span))] == widened
+
+
+def test_an_arabic_answer_gives_the_whole_range(retriever_of):
+    c, _ = chain(retriever_of("والسبب الذي يزيد من هذا القلق هي حالات التهجم على المدرسين بمدارس ويلز والتي بلغت "
+                              "نسبة غير مسبوقة بين سنتي 2005 و2010."), "2005 [1]")
+    answer = c.ask("متى بلغت التهجمات على المدرسين في ويلز ذروتها؟")
+    assert answer.answer == "بين سنتي 2005 و2010 [1]." and not answer.quoted
+
+
+def test_an_english_answer_takes_its_unit_currency_and_range_from_the_sentence(retriever_of):
+    # Measured on English XQuAD: "760 meters" for 760 مليمتر, "30 million" for 30 مليون جنيه إسترليني, "1870-1939"
+    # for "how long" where the Arabic says "من 1870 إلى 1939".
+    cases = [("كما تعمل سكتان سياحيتان على عيار 760 مليمتر (2 قدم و6 إنشات) الصغير.", "760 meters [1]",
+              "What gauge do the two tourist lines use?", "760 mm [1]."),
+             ("تشمل الاتفاقيات رسوم حمل سنوية ثابت قدها 30 مليون جنيه إسترليني للقنوات.", "30 million [1]",
+              "What were the annual carriage fees for the channels?", "£30 million [1]."),
+             ("كان المسرح الصيفي في الحديقة الساكسونية قيد العمل من 1870 إلى 1939.", "1870-1939 [1]",
+              "How long was the Summer Theatre in the Saxon Garden in operation?", "1870 to 1939 [1].")]
+    for sentence, reply, question, expected in cases:
+        c, _ = chain(retriever_of(sentence), reply)
+        assert c.ask(question).answer == expected
+    c, _ = chain(retriever_of(cases[2][0]), "1870 metres [1]")  # a unit the sentence does not give that figure
+    answer = c.ask(cases[2][2])
+    assert answer.quoted and "unsupported_unit" in [f.kind for f in answer.flags]
+
+
+def test_a_who_question_is_not_answered_by_its_own_words_and_a_figure(retriever_of):
+    assert not answers_the_kind_asked("The Franks entered the Euphrates valley in 1047",
+                                      "Who was the leader when the Franks entered the Euphrates valley?")
+    assert answers_the_kind_asked("Oursel", "Who was the leader when the Franks entered the Euphrates valley?")
+    assert not answers_the_kind_asked("1047", "من قاد الفرنجة إلى وادي الفرات؟")
+    assert answers_the_kind_asked("1047", "من أين جاء الفرنجة؟")  # "from where", not "who"
+    assert not answers_the_kind_asked("إمارة كابوا", "من كان كونت ميلفي؟")  # a place is nobody
+    assert answers_the_kind_asked("ويليام ذو الساعد الحديدية", "من كان كونت ميلفي؟")
+    c, _ = chain(retriever_of("قاد نورماني اسمه أورسل قوة من الفرنجة إلى وادي الفرات العلوي في عام 1047."),
+                 "The Franks entered the Euphrates valley in 1047 [1]")
+    answer = c.ask("Who was the leader when the Franks entered the Euphrates valley?")
+    assert answer.quoted and "1047 [1]" not in answer.answer
+
+
+def test_an_english_name_for_part_of_a_spelt_out_acronym_is_not_asserted(retriever_of):
+    # English XQuAD: "Ambeya (أم بي)" for MPEG-4, and "Ambey (أم بي)" for OpenTV, both from "أم بي إي جي 4".
+    c, _ = chain(retriever_of("يتم بث محتويات سكاي بلس إتش دي باستعمال صيغة أم بي إي جي 4، كما توظف دي في بي إس 2."),
+                 "Ambeya [1]")
+    answer = c.ask("What is Sky+ HD material broadcast using?")
+    assert answer.quoted and "fragment" in [f.kind for f in answer.flags]
+
+
+def test_a_figure_that_counts_another_thing_is_not_the_count_asked(retriever_of):
+    norman = ("في حين جمع أيضاً ما يصل إلى 88 عرقلة ومدافع الزاوية جوش نورمان، الذي تحول إلى ركن إقفال خلال الموسم "
+              "وقام بأربع اعتراضات، تم إرجاع اثنين منها للهدف.")
+    question = "كم من كرة اعترض جوش نورمان؟"
+    at = norman.index("88")
+    assert counts_something_else(norman, at, at + 2, question)  # tackles, beside "بأربع اعتراضات" (Arabic XQuAD)
+    at = norman.index("بأربع")
+    assert not counts_something_else(norman, at, at + len("بأربع اعتراضات"), question)
+    attack = "قتل 5 أشخاص وأصيب 12 جنديا في الهجوم"
+    assert counts_something_else(attack, attack.index("12"), attack.index("12") + 2, "كم شخصا قتل في الهجوم؟")
+    rockets = "أطلقت الفصائل 8 صواريخ على قاعدة تضم 2500 جندي"  # no other figure counts rockets: nothing to say
+    assert not counts_something_else(rockets, rockets.index("8"), rockets.index("8") + 1, "كم صاروخا أطلقت؟")
+    c, _ = chain(retriever_of(norman), "88 [1]")
+    answer = c.ask(question)
+    assert answer.quoted and "wrong_count" in [f.kind for f in answer.flags]
+
+
+def test_an_answer_from_a_sentence_about_another_year_is_not_asserted(retriever_of):
+    census = "بعد ثماني سنوات، في عام 1909، كان هناك 281.754 يهودياً (36,9٪) و18.189 بروتستانت (2,4٪) في وارسو."
+    assert about_another_year(census, "What percentage of Warsaw's population was Protestant in 1901?")
+    assert not about_another_year(census, "How many Jews lived in Warsaw in 1909?")
+    assert not about_another_year(census, "How many Jews lived in Warsaw?")  # the question names no year
+    assert not about_another_year("قتل 5 أشخاص أمس", "كم شخصا قتل في 2020؟")  # the sentence names none
+    # English XQuAD: the Jews of 1909 for the Protestants of 1901.
+    text, flags = render_english("36.9%", census, "What percentage of Warsaw's population was Protestant in 1901?")
+    assert text == "" and [f.kind for f in flags] == ["other_year"]
+    c, _ = chain(retriever_of(census), "36,9٪ [1]")
+    answer = c.ask("ما هي نسبة البروتستانت من سكان وارسو في عام 1901؟")
+    assert answer.quoted and "other_year" in [f.kind for f in answer.flags]
+
+
+def test_an_answer_is_asserted_only_when_a_second_reading_agrees(retriever_of):
+    sentences = ("السرعات النموذجية للتوربينات هي 3600 دورة في الدقيقة في الولايات المتحدة بقوة 60 هيرتز. "
+                 "وفي استخدامات الطاقة النووية تعمل التوربينات عادة بسرعة 1800 دورة في الدقيقة.")
+    question = "ما هي السرعة النموذجية للتوربينات في الولايات المتحدة بقوة 60 هيرتز؟"
+    c, llm = chain(retriever_of(sentences), "3600 دورة في الدقيقة [1]", "3600 دورة [2]", confirm=True)
+    answer = c.ask(question)
+    assert answer.answer == "3600 دورة في الدقيقة [1]." and not answer.quoted
+    assert len(llm.calls) == 2  # read twice, the second time in the other order
+    first, second = (call[-1]["content"] for call in llm.calls)
+    assert first.index("3600") < first.index("1800") and second.index("1800") < second.index("3600")
+    c, _ = chain(retriever_of(sentences), "3600 دورة في الدقيقة [1]", "1800 دورة [1]", confirm=True)
+    answer = c.ask(question)  # the readings disagree: the first is quoted, not asserted
+    assert answer.quoted and "unconfirmed" in [f.kind for f in answer.flags]
+    c, _ = chain(retriever_of(sentences), "3600 دورة في الدقيقة [1]", "لا أعرف", confirm=True)
+    assert c.ask(question).quoted  # withdrawn on the second reading
+    c, llm = chain(retriever_of(sentences), "3600 دورة في الدقيقة [1]")  # confirm is off by default here
+    assert not c.ask(question).quoted and len(llm.calls) == 1
+
+
+def test_two_readings_agree_on_a_word_or_figure_of_their_own():
+    question = "ما اسم أكثر مطارات الطيران العمومي نشاطا؟"
+    assert not same_reading("مطار سان دييغو الدولي [1].", "مطار فان نويس [1].", question)  # only "مطار"
+    assert same_reading("مطار فان نويس [1].", "ومطار فان نويس [2].", question)
+    assert same_reading("3600 دورة [1].", "3600 [2].", "ما السرعة؟")
+    assert not same_reading("60 هيرتز [1].", "60 [2].", "ما السرعة بقوة 60 هيرتز؟")  # the question's figure
+
+
 def test_pieces_of_a_phrase_are_not_answers():
+    assert cut_off("والذي") and cut_off("التي") and not cut_off("الذين قتلوا")
     assert only_a_gloss('("الغُواص")') and only_a_gloss("(البنتاغون)")
     assert not only_a_gloss("أوغرود ساسكي (الحديقة الساكسونية)")  # a name with its gloss beside it
     assert lone_prepositional("بالحكومة", "ما الذي حمل المملكة المتحدة على المشاركة في الاتفاقية؟")
@@ -576,6 +720,8 @@ def test_an_answer_that_is_no_answer_quotes_its_sentence(retriever_of, sentence,
 def test_an_english_answer_giving_one_of_the_figures_listed_together_is_quoted(retriever_of):
     assert figures_listed_with({"687"}, "تصل ذروة النطاقات عند 687 و760 نانومتر") == {"687", "760"}
     assert figures_listed_with({"5"}, "قتل 5 جنود وأصيب 3 آخرون") == set()  # two counts of two things
+    # A range in words (English XQuAD: "10 years" for "five to ten years", خمس إلى عشر سنوات).
+    assert figures_listed_with({"10"}, "ويحتاج تطوير حقول جديدة عادة خمس إلى عشر سنوات قبل الإنتاج") == {"5", "10"}
     c, _ = chain(retriever_of("وتصل ذروة النطاقات الطيفية لامتصاص الأكسجين عند 687 و760 نانومتر تقريبا."),
                  "687 nm [1]")
     answer = c.ask("At which wavelengths does oxygen absorb most?")

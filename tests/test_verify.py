@@ -5,7 +5,11 @@ from rag.verify import (
     months,
     numbers,
     render_dates_en,
+    render_figures_en,
+    render_measures_en,
+    render_ranges_en,
     strip_citations,
+    unsupported_measures,
     unverified_names,
     verified_family_name,
 )
@@ -29,6 +33,53 @@ def test_numbers_read_digits_words_ordinals_and_duals(text, expected):
 ])
 def test_dates_are_rendered_in_code_from_both_month_systems(arabic, english):
     assert render_dates_en(arabic) == english
+
+
+FEES = "تشمل الاتفاقيات رسوم حمل سنوية ثابت قدها 30 مليون جنيه إسترليني للقنوات"
+GAUGE = "كما تعمل سكتان سياحيتان على عيار 760 مليمتر (2 قدم و6 إنشات) الصغير، والكبير 1,600 مليمتر"
+SHARE = "كان 56,2% من السكان كاثوليك في عام 1901 م، وبلغت الميزانية 3 مليارات دولار و25 ألف دينار"
+
+
+@pytest.mark.parametrize("english, arabic, rendered", [
+    ("760 meters", GAUGE, "760 mm"), ("30 million", FEES, "£30 million"), ("£30m", FEES, "£30 million"),
+    ("1600 millimetres", GAUGE, "1600 mm"), ("2 feet", GAUGE, "2 feet"), ("In 1901, 56.2 percent", SHARE,
+                                                                         "In 1901, 56.2%"),
+    ("3 billion", SHARE, "$3 billion"), ("25,000 dinars", SHARE, "25,000 dinars"),  # not stated so: left alone
+    ("25 dinars", SHARE, "25 thousand dinars"), ("1901", SHARE, "1901"),  # "م" after a year is ميلادي
+])
+def test_units_scales_and_currencies_are_the_sentences_rendered_in_code(english, arabic, rendered):
+    assert render_measures_en(english, arabic) == rendered
+
+
+def test_degrees_are_read_as_written_or_in_words():
+    turbine = "تكون درجة حرارة مدخل التوربين عادة 565 °C (حد الزحف) ودرجات حرارة المكثف حوالي 30 درجة مئوية"
+    assert render_measures_en("565", turbine) == "565 °C"  # English XQuAD's gold is "565 °C"
+    assert render_measures_en("30 degrees", turbine) == "30 °C"
+
+
+def test_figures_take_english_notation():
+    census = "وفقا لإحصاء 1901، كان من بين 711.988 من السكان 56,2٪ من الكاثوليك"
+    assert render_figures_en("711.988", census) == "711,988"  # a text that writes decimal commas
+    assert render_figures_en("56,2%", census) == "56.2%" and render_figures_en("1,600", census) == "1,600"
+    assert render_figures_en("3.500", "بلغ عددهم 3.500 جندي") == "3.500"  # no decimal comma to tell it by
+    assert render_figures_en("500000", "حوالي 500000 من الهوغونوتيين") == "500,000"  # English XQuAD's gold
+    assert render_figures_en("1901", "عام 1901") == "1901"  # a year is not grouped
+
+
+def test_a_unit_the_sentence_does_not_give_its_figure_is_caught():
+    assert unsupported_measures("1901 metres", SHARE) == ["1901 metres"]
+    assert unsupported_measures("$1901", SHARE) == ["$1901"]
+    assert unsupported_measures("760 meters", GAUGE) == []  # a different unit: rendered, not refused
+    assert unsupported_measures("56.2%", SHARE) == [] and unsupported_measures("99 metres", SHARE) == []
+
+
+@pytest.mark.parametrize("english, arabic, rendered", [
+    ("1870-1939", "كان المسرح قيد العمل من 1870 إلى 1939، وفي فترة", "1870 to 1939"),
+    ("2005-2010", "بلغت نسبة غير مسبوقة بين سنتي 2005 و2010.", "between 2005 and 2010"),
+    ("2005-2010", "في الفترة 2005-2010 ارتفعت", "2005-2010"), ("5-10", "قتل 5 و10 جرحى", "5-10"),
+])
+def test_a_range_is_worded_as_the_arabic_words_it(english, arabic, rendered):
+    assert render_ranges_en(english, arabic) == rendered
 
 
 def test_months_are_read_in_both_scripts():
