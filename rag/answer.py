@@ -574,7 +574,8 @@ def counts_something_else(sentence: str, start: int, end: int, question: str) ->
             j += 1
         if words[i][0] != words[i][0].rstrip(_WORD_EDGES) or j >= len(words):
             return None
-        noun = _consonants(normalize_for_search(words[j][0].strip(_WORD_EDGES)))
+        stemmed = content_words(words[j][0])  # stemmed as the question's words are: "الشركات" as "شركات"
+        noun = _consonants(stemmed[0] if stemmed else normalize_for_search(words[j][0].strip(_WORD_EDGES)))
         return any(len(a) >= 3 and len(noun) >= 3 and (noun.startswith(a) or a.startswith(noun)) for a in asked)
 
     figures = [i for i, (word, _, _) in enumerate(words) if numbers(word.strip(_WORD_EDGES), duals=False)]
