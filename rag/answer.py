@@ -1017,7 +1017,7 @@ class AnswerChain:
         again_shown = [ev for _, ev in about_role] or shown
         again = self._copied(question, standalone, lang, self._reply(
             [system, *self._extract_examples[lang], self._ask(lang, standalone, again_shown)]), again_shown, confidence)
-        return answer if again.refused else again
+        return answer if again.refused else self._confirmed(again, question, standalone, lang, system, again_shown)
 
     def _confirmed(self, answer: Answer, question: str, standalone: str, lang: str, system: dict,
                    shown: list[Evidence]) -> Answer:

@@ -677,6 +677,9 @@ def test_an_answer_is_asserted_only_when_a_second_reading_agrees(retriever_of):
     assert answer.quoted and "unconfirmed" in [f.kind for f in answer.flags]
     c, _ = chain(retriever_of(sentences), "3600 دورة في الدقيقة [1]", "لا أعرف", confirm=True)
     assert c.ask(question).quoted  # withdrawn on the second reading
+    c, llm = chain(retriever_of(sentences), "الجملة التي تجيب على السؤال هي الجملة [1]", "3600 دورة في الدقيقة [1]",
+                   "لا أعرف", confirm=True)  # an answer of the second try, after the worked examples, is read again
+    assert c.ask(question).quoted and len(llm.calls) == 3
     c, llm = chain(retriever_of(sentences), "3600 دورة في الدقيقة [1]")  # confirm is off by default here
     assert not c.ask(question).quoted and len(llm.calls) == 1
 
