@@ -49,6 +49,7 @@ from rag.verify import (
     CITATION,
     CONTROL_TOKENS,
     FIGURE,
+    FIGURE_LIST,
     REFUSAL,
     Passage,
     cited_numbers,
@@ -671,14 +672,15 @@ def with_its_complement(sentence: str, start: int, end: int) -> int:
     noun after a figure) ends cut from its complement: "في جامعة" from "في جامعة باريس" (Arabic XQuAD). It is
     widened by the words that follow while nothing but a space parts them and each is no particle, through an
     indefinite word only to a definite one that closes the chain ("قاعدة عين الأسد"); at most three words."""
+    particles = _DANGLING | _NOT_NAME_WORDS
     widened = False
     for _ in range(3):
         words = sentence[start:end].split()
         last = strip_diacritics(words[-1]) if words else ""
         norm = normalize_for_search(last)
         after = re.match(r" +([^\s.,،؛:\"'«»“”()]+)", sentence[end:])
-        if not after or normalize_for_search(after.group(1)) in _DANGLING | _NOT_NAME_WORDS \
-                or not content_words(after.group(1)) or is_definite(norm) or norm in _DANGLING | _NOT_NAME_WORDS:
+        if not after or normalize_for_search(after.group(1)) in particles \
+                or not content_words(after.group(1)) or is_definite(norm) or norm in particles:
             return end
         construct = re.fullmatch("[\u0621-\u064a]{2,}ة", last) \
             and not (len(words) > 1 and numbers(words[-2], duals=False))
@@ -1380,14 +1382,11 @@ def _renders_a_question_name(word: str, sentence: str, asked: list[str]) -> bool
     return where is not None and any(find_in_arabic(w, sentence[where[0]:where[1]]) is not None for w in asked)
 
 
-_FIGURE_LIST = re.compile(r"\d[\d.,]*(?:\s*(?:و|،|,|الي|حتي|-|–)\s*\d[\d.,]*)+")
-
-
 def figures_listed_with(figures: set[str], sentence: str) -> set[str]:
     """The figures an Arabic sentence lists together with any of `figures` ("687 و760 نانومتر"): an answer that
     gives one of them gives part of what the sentence says (English XQuAD: "687" for "687 and 760 nm")."""
     listed: set[str] = set()
-    for run in _FIGURE_LIST.finditer(with_digits(sentence)):  # "خمس إلى عشر سنوات" lists 5 and 10
+    for run in FIGURE_LIST.finditer(with_digits(sentence)):  # "خمس إلى عشر سنوات" lists 5 and 10
         together = numbers(run.group())
         if together & figures:
             listed |= together

@@ -142,20 +142,21 @@ def find_in_arabic(latin: str, text: str, max_words: int = 4) -> tuple[int, int]
 # everyday words as well (في, إن, أو, أي, أم), and join a run only beside a letter that is nothing else.
 _LETTER_NAMES = frozenset("بي سي دي جي تي اتش اكس كيو دبليو زد جاي جيه كيه كاي اف ار اس يو واي ايه".split())
 _LETTER_WORDS = _LETTER_NAMES | {"ام", "ان", "او", "اي", "في", "ال"}
+_PUNCTUATION = ".,،؛:\"'«»()"  # what clings to a word and ends a run of letters
 
 
 def spelt_letters(text: str, start: int, end: int) -> tuple[int, int]:
     """The whole acronym spelt out in Arabic letters that the run `text[start:end]` is part of, with a figure
     that follows it ("أم بي إي جي 4" for "أم بي": English XQuAD's "Ambeya (أم بي)" for MPEG-4); (start, end)
     itself when it is not part of one. A run holds at least one letter that is no everyday word."""
-    tokens = [(normalize_for_search(m.group()).strip(".,،؛:\"'«»()"), m.start(), m.end(), m.group())
+    tokens = [(normalize_for_search(m.group()).strip(_PUNCTUATION), m.start(), m.end(), m.group())
               for m in re.finditer(r"\S+", text)]
     inside = [i for i, (_, s, e, _) in enumerate(tokens) if s < end and e > start]
     if not inside or not all(tokens[i][0] in _LETTER_WORDS for i in inside):
         return start, end
 
     def closed(i: int) -> bool:  # punctuation after a word ends the run there
-        return tokens[i][3] != tokens[i][3].rstrip(".,،؛:\"'«»()")
+        return tokens[i][3] != tokens[i][3].rstrip(_PUNCTUATION)
 
     def letter(i: int, beside: int) -> bool:
         word = tokens[i][0] if 0 <= i < len(tokens) else ""
@@ -168,9 +169,10 @@ def spelt_letters(text: str, start: int, end: int) -> tuple[int, int]:
         first -= 1
     if last + 1 < len(tokens) and not closed(last) and re.fullmatch(r"\d+", tokens[last + 1][0]) and last > first:
         last += 1
-    if not any(tokens[i][0] in _LETTER_NAMES for i in range(first, last + 1)) or (first, last) == (inside[0], inside[-1]):
+    if (first, last) == (inside[0], inside[-1]) \
+            or not any(tokens[i][0] in _LETTER_NAMES for i in range(first, last + 1)):
         return start, end
-    return min(start, tokens[first][1]), max(end, tokens[last][1] + len(tokens[last][3].rstrip(".,،؛:\"'«»()")))
+    return min(start, tokens[first][1]), max(end, tokens[last][1] + len(tokens[last][3].rstrip(_PUNCTUATION)))
 
 
 def same_spelling(a: str, b: str) -> bool:

@@ -213,8 +213,8 @@ def render_dates_en(text: str) -> list[str]:
 def measured_en(figure: str, arabic: str) -> str:
     """A figure with the scale, unit and currency the Arabic gives it, in English ("£30 million" for 30 in "30
     مليون جنيه إسترليني"); the figure alone where the Arabic gives none, or gives it several."""
-    found = measures(figure, arabic) - {None}
-    return found.pop().format(figure) if len(found) == 1 else figure
+    template = _one_measure(figure, arabic)
+    return template.format(figure) if template else figure
 
 
 def stated_figures(text: str) -> set[str]:
@@ -229,6 +229,12 @@ def render_days_en(text: str) -> list[str]:
 
 
 # ---- measures: a figure's scale, unit and currency ----------------------------------------------------------
+# A figure as written: digits, with points or commas between groups ("1,600", "56,2", "711.988").
+FIGURE = r"\d+(?:[.,]\d+)*"
+# A figure listed or ranged after another in text normalised for search: "و760" in "687 و760", "الي 10".
+_LISTED = rf"\s*(?:و|،|,|-|–|الي|حتي)\s*{FIGURE}"
+# Figures listed or ranged together: "687 و760", "5 الي 10" (number words first made digits by `with_digits`).
+FIGURE_LIST = re.compile(rf"{FIGURE}(?:{_LISTED})+")
 # As Arabic writes them after a figure (in normalize_for_search form), each with its English rendering. The model
 # renders them itself and gets them wrong ("760 meters" for "760 مليمتر", "30 million" for "30 مليون جنيه
 # إسترليني" on English XQuAD), so code reads them from the sentence. "م" alone is not a metre: after a year it
@@ -241,7 +247,8 @@ _UNITS_AR = {
     "metres": ("متر", "مترا", "امتار", "مترات"), "miles": ("ميل", "ميلا", "اميال"), "feet": ("قدم", "اقدام"),
     "inches": ("انش", "انشات", "بوصه", "بوصات"), "kg": ("kg", "كيلوغرام", "كيلوغرامات", "كيلوجرام", "كغ", "كلغ"),
     "tonnes": ("طن", "اطنان"), "hectares": ("هكتار", "هكتارات"), "%": ("بالمئه", "بالمائه", "%", "٪"),
-    "pounds": ("جنيه", "جنيها", "جنيهات"), "dinars": ("دينار", "دينارا", "دنانير"), "riyals": ("ريال", "ريالا", "ريالات"), "lira": ("ليره", "ليرات"),
+    "pounds": ("جنيه", "جنيها", "جنيهات"), "dinars": ("دينار", "دينارا", "دنانير"),
+    "riyals": ("ريال", "ريالا", "ريالات"), "lira": ("ليره", "ليرات"),
 }
 # Currencies English writes as a sign before the figure; a pound is sterling only when Arabic says so.
 _CURRENCY_SIGNS_AR = {"£": ("جنيه استرليني", "جنيها استرلينيا", "جنيهات استرلينيه", "استرليني"),
@@ -249,10 +256,10 @@ _CURRENCY_SIGNS_AR = {"£": ("جنيه استرليني", "جنيها استرل
 _PERCENT_AR = re.compile(r"\s*(?:%|٪|(?:ب|في\s+)ال(?:مئه|مائه))")
 _DEGREES_AR = re.compile(r"\s*(?:°\s*(?P<sign>[cf])(?!\w)|درج(?:ه|ات)\s+(?P<word>مئويه|فهرنهايت))")
 _MEASURE_WORDS_EN = re.compile(
-    r"(?:(?P<sign>[£$€])\s*)?(?P<figure>\d+(?:[.,]\d+)*)(?P<rest>(?:\s*(?:thousand|million|billion|bn|mn|m|mm|cm|km|nm|"
+    rf"(?:(?P<sign>[£$€])\s*)?(?P<figure>{FIGURE})(?P<rest>(?:\s*(?:thousand|million|billion|bn|mn|m|mm|cm|km|nm|"
     r"metres?|meters?|(?:milli|centi|kilo|nano)met(?:re|er)s?|miles?|feet|foot|ft|inch(?:es)?|kg|kilograms?|"
-    r"tonnes?|tons?|hectares?|%|percent|per\s+cent|°\s*[CF]|degrees?(?:\s+(?:Celsius|Fahrenheit))?|Celsius|Fahrenheit|dollars?|pounds?|sterling|euros?|dinars?|riyals?|lira)"
-    r"(?![\w%]))*)", re.IGNORECASE)
+    r"tonnes?|tons?|hectares?|%|percent|per\s+cent|°\s*[CF]|degrees?(?:\s+(?:Celsius|Fahrenheit))?|Celsius|"
+    r"Fahrenheit|dollars?|pounds?|sterling|euros?|dinars?|riyals?|lira)(?![\w%]))*)", re.IGNORECASE)
 
 
 def _figure_key(figure: str) -> str:
@@ -265,7 +272,7 @@ def _measure_after(norm: str, end: int) -> str | None:
     """The scale, unit and currency Arabic writes after a figure ending at `end` of a normalised text, rendered
     in English with a placeholder for the figure ("£{} million", "{} mm", "{}%"); None when it writes none. The
     unit after a list or range is each figure's: "687 و760 نانومتر"."""
-    rest = re.sub(r"^(?:\s*(?:و|،|,|-|–|الي|حتي)\s*\d+(?:[.,]\d+)*)+", "", norm[end:])
+    rest = re.sub(rf"^(?:{_LISTED})+", "", norm[end:])
     if _PERCENT_AR.match(rest):
         return "{}%"
     if degrees := _DEGREES_AR.match(rest):
@@ -292,6 +299,12 @@ def measures(figure: str, arabic: str) -> set[str | None]:
             if _figure_key(m.group()) == key and not norm[m.end():m.end() + 2].startswith((",", "."))}
 
 
+def _one_measure(figure: str, arabic: str) -> str | None:
+    """The one English template the Arabic measures `figure` with; None where it gives none, or several."""
+    found = measures(figure, arabic) - {None}
+    return found.pop() if len(found) == 1 else None
+
+
 def unsupported_measures(english: str, arabic: str) -> list[str]:
     """Figures an English text gives a scale, unit or currency that the Arabic never gives them ("30 metres"
     where the Arabic has a bare 30, "$30" where it has 30 جنيه)."""
@@ -309,12 +322,12 @@ def render_measures_en(english: str, arabic: str) -> str:
     "760 meters" -> "760 mm", "30 million" -> "£30 million". A figure the Arabic measures in two ways, or not
     at all, is left as the model wrote it."""
     def render(m: re.Match) -> str:
-        found = measures(m.group("figure"), arabic) - {None}
+        template = _one_measure(m.group("figure"), arabic)
         listed = not m.group("rest").strip() and re.match(r"\s*(?:and|to|or|,|-|–)\s*[£$€]?\d", english[m.end():])
-        if len(found) != 1 or listed:  # "687 and 760 nm": the unit after the list is each figure's
+        if not template or listed:  # "687 and 760 nm": the unit after the list is each figure's
             return m.group()
         space = m.group()[len(m.group().rstrip()):]
-        return found.pop().format(m.group("figure")) + space
+        return template.format(m.group("figure")) + space
     return _MEASURE_WORDS_EN.sub(render, english)
 
 
@@ -331,10 +344,9 @@ def render_figures_en(english: str, arabic: str) -> str:
     return english
 
 
-# A figure as written: digits, with points or commas between groups ("1,600", "56,2", "711.988").
-FIGURE = r"\d+(?:[.,]\d+)*"
 # A range as Arabic writes it: "من 1870 إلى 1939", "بين سنتي 2005 و2010", "2005-2010".
-_RANGE_AR = re.compile(rf"(?P<between>بين\s+(?:\w+\s+)?)?(?P<a>{FIGURE})\s*(?P<joint>-|–|الي|حتي|و)\s*(?P<b>{FIGURE})")
+_RANGE_AR = re.compile(rf"(?P<between>بين\s+(?:\w+\s+)?)?(?P<a>{FIGURE})\s*(?P<joint>-|–|الي|حتي|و)\s*"
+                       rf"(?P<b>{FIGURE})")
 
 
 def render_ranges_en(english: str, arabic: str) -> str:

@@ -639,10 +639,10 @@ def test_a_figure_that_counts_another_thing_is_not_the_count_asked(retriever_of)
     attack = "قتل 5 أشخاص وأصيب 12 جنديا في الهجوم"
     assert counts_something_else(attack, attack.index("12"), attack.index("12") + 2, "كم شخصا قتل في الهجوم؟")
     rockets = "أطلقت الفصائل 8 صواريخ على قاعدة تضم 2500 جندي"  # no other figure counts rockets: nothing to say
+    assert not counts_something_else(rockets, rockets.index("8"), rockets.index("8") + 1, "كم صاروخا أطلقت؟")
     wse = "تعد بورصة وارسو أكبر سوق في المنطقة، مع 374 من الشركات المدرجة ورسملة بلغت 162,584 مليون يورو"
     at = wse.index("374")  # it counts the companies asked about, the article notwithstanding (Arabic XQuAD)
     assert not counts_something_else(wse, at, at + 3, "كم عدد الشركات المدرجة في بورصة WSE في أغسطس 2009؟")
-    assert not counts_something_else(rockets, rockets.index("8"), rockets.index("8") + 1, "كم صاروخا أطلقت؟")
     c, _ = chain(retriever_of(norman), "88 [1]")
     answer = c.ask(question)
     assert answer.quoted and "wrong_count" in [f.kind for f in answer.flags]
